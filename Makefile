@@ -1,0 +1,74 @@
+# causalkv — this Makefile only wraps CMake (the one source of truth for the
+# build) and installs missing Debian packages. See README.md.
+
+BUILD_DIR      ?= build
+ASAN_BUILD_DIR ?= build-asan
+BUILD_TYPE     ?= RelWithDebInfo
+JOBS           ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Everything the build, the tests and `make run` need on Debian 12.
+DEB_PACKAGES := build-essential cmake pkg-config clang-format \
+                libuv1-dev libflatbuffers-dev flatbuffers-compiler \
+                libcli11-dev libcriterion-dev libsystemd-dev
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: all deps build asan test test-fast run demo format format-check clean
+
+all: build
+
+# Installs only what is missing, so it is quick when everything is there.
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+$(ASAN_BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DKV_SANITIZE=ON
+
+# ASan + UBSan build of everything; `make test` runs its core, simulator
+# and checker tests.
+asan: deps $(ASAN_BUILD_DIR)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD_DIR) -j $(JOBS)
+
+# Criterion runs each binary's tests in parallel already, so ctest runs one
+# binary at a time (never ctest -j on top of it).
+test: build asan
+	cd $(BUILD_DIR) && ctest --output-on-failure
+	cd $(ASAN_BUILD_DIR) && ctest --output-on-failure -L sanitize
+
+test-fast: build
+	cd $(BUILD_DIR) && ctest --output-on-failure
+
+run: build
+	@if [ -x $(BUILD_DIR)/daemon/kvd ]; then \
+	  exec ./scripts/run-cluster.sh $(BUILD_DIR); \
+	else \
+	  echo "make run: the daemon (kvd) is not built yet; see the open issue for it."; \
+	fi
+
+demo: build
+	@./scripts/demo.sh $(BUILD_DIR)
+
+FORMAT_FILES = $(shell git ls-files '*.h' '*.cc' '*.c' 2>/dev/null)
+
+format:
+	clang-format -i $(FORMAT_FILES)
+
+format-check: deps
+	clang-format --dry-run --Werror $(FORMAT_FILES)
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_BUILD_DIR)

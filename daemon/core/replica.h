@@ -1,0 +1,182 @@
+// Replica: the deterministic state machine of one node. It does no I/O and
+// reads no clock: the shell feeds it inputs (client requests, peer traffic,
+// time as now_ms) and, once per loop turn, takes an Output from Ready() and
+// executes it (see output.h). The simulator drives it the same way.
+//
+// Invariants (checked by the tests and the simulator):
+//   - a write is applied only after everything its clock depends on;
+//   - the clock never goes backwards;
+//   - every node picks the same winner among concurrent writes to a key;
+//   - a node never reuses one of its own sequence numbers.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/core/causal_buffer.h"
+#include "daemon/core/limits.h"
+#include "daemon/core/output.h"
+#include "daemon/core/replication_log.h"
+#include "daemon/core/status.h"
+#include "daemon/core/store.h"
+#include "daemon/core/vector_clock.h"
+#include "daemon/core/write.h"
+
+namespace kvd::core {
+
+struct ReplicaConfig {
+  uint32_t self = 0;      // This node's index in the cluster list.
+  size_t node_count = 1;  // 1..kNodesMax.
+  size_t key_bytes_max = kKeyBytesMaxDefault;
+  size_t value_bytes_max = kValueBytesMaxDefault;
+  size_t buffer_writes_max = kBufferWritesMaxDefault;
+  size_t parked_requests_max = kParkedRequestsMaxDefault;
+  uint64_t context_wait_ms = kContextWaitMsDefault;
+  uint64_t forward_after_ms = kForwardAfterMsDefault;
+  uint64_t ack_interval_ms = kAckIntervalMsDefault;
+  size_t batch_writes_max = kBatchWritesMaxDefault;
+
+  // An error naming the first bad field, or Ok.
+  Status Validate() const;
+};
+
+// One buffered write with what keeps it waiting, for `kvctl buffer`.
+struct BufferedWriteInfo {
+  uint32_t origin;
+  uint64_t seq;
+  std::string key;
+  bool is_delete;
+  std::vector<MissingRange> missing;
+};
+
+struct PeerInfo {
+  bool link_to_up;    // Our stream of writes to it is established.
+  bool link_from_up;  // Its stream to us is established.
+  bool held;          // Replication to it is held (fault injection).
+  VectorClock acked;  // Its clock as far as we know.
+};
+
+class Replica {
+ public:
+  // REQUIRES: config.Validate().ok().
+  explicit Replica(const ReplicaConfig& config);
+
+  // --- Recovery, before any other input -------------------------------
+  // Re-applies one persisted record, in the order they were persisted.
+  Status Restore(const Write& record, uint64_t now_ms);
+
+  // --- Client requests ---------------------------------------------------
+  // `token` is echoed in the reply. `session` names the client connection:
+  // a session's requests are executed in arrival order, so a request
+  // waiting for its context holds back the ones after it. `context`, if
+  // given, is served only once this node's clock dominates it (waiting up
+  // to context_wait_ms, then TIMEOUT).
+  void Put(uint64_t token, uint64_t session, std::string_view key, std::string_view value,
+           const VectorClock* context, uint64_t now_ms);
+  void Delete(uint64_t token, uint64_t session, std::string_view key, const VectorClock* context,
+              uint64_t now_ms);
+  void Get(uint64_t token, uint64_t session, std::string_view key, const VectorClock* context,
+           uint64_t now_ms);
+
+  // --- Peer links ----------------------------------------------------------
+  // Each node dials every peer: the link *to* p carries our writes to p and
+  // p's acks back; the link *from* p carries p's writes and our acks.
+  // Peer inputs return an error for a message that makes no sense (wrong
+  // clock length, bad origin, ...); the shell then closes that link.
+  void LinkFromPeerUp(uint32_t peer, uint64_t now_ms);  // Its hello arrived.
+  void LinkFromPeerDown(uint32_t peer);
+  Status LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms);
+  void LinkToPeerDown(uint32_t peer);
+  Status PeerWrites(uint32_t peer, std::vector<Write>& writes, uint64_t now_ms);
+  Status PeerAck(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms);
+
+  // Fault injection: while held, nothing is sent to `peer` (the log keeps
+  // it); release sends everything it lacks.
+  void HoldLink(uint32_t peer);
+  void ReleaseLink(uint32_t peer);
+
+  // --- Time and output -----------------------------------------------------
+  // Answers requests whose context arrived or whose deadline passed, builds
+  // replication batches and acks due at now_ms, and hands over everything
+  // produced since the last call. The reference stays valid until the next
+  // call; the shell may move out of it.
+  Output& Ready(uint64_t now_ms);
+
+  // --- Introspection ---------------------------------------------------------
+  const ReplicaConfig& config() const { return config_; }
+  const VectorClock& clock() const { return clock_; }
+  const Store& store() const { return store_; }
+  const CausalBuffer& buffer() const { return buffer_; }
+  const ReplicationLog& log() const { return log_; }
+  size_t parked_requests() const { return parked_.size(); }
+  // False while peers know of own writes this node lacks (see Recover).
+  bool accepting_writes() const { return clock_[config_.self] >= own_seq_known_; }
+  PeerInfo peer_info(uint32_t peer) const;
+  std::vector<BufferedWriteInfo> ListBuffer(size_t limit) const;
+
+ private:
+  enum class RequestType : uint8_t { kPut, kDelete, kGet };
+  struct Request {
+    RequestType type;
+    uint64_t token;
+    uint64_t session;
+    std::string key;
+    std::string value;
+    VectorClock context;  // Size 0 if none.
+    uint64_t deadline_ms;
+  };
+
+  void Submit(RequestType type, uint64_t token, uint64_t session, std::string_view key,
+              std::string_view value, const VectorClock* context, uint64_t now_ms);
+  Status ValidateRequest(RequestType type, std::string_view key, std::string_view value,
+                         const VectorClock* context) const;
+  bool ContextReached(const VectorClock& context) const;
+  void Execute(const Request& request, uint64_t now_ms);
+  void ExecuteWrite(const Request& request, uint64_t now_ms);
+  void ExecuteGet(const Request& request);
+  void ServeParked(uint64_t now_ms);
+  void Park(Request request);
+
+  Status ValidatePeer(uint32_t peer) const;
+  Status ValidateClock(const VectorClock& clock) const;
+  Status ValidateWrite(const Write& write) const;
+  void Deliver(uint32_t peer, Write& write, uint64_t now_ms);
+  void Apply(const Write& write, uint64_t now_ms);
+  void NoteOwnSeqKnown(const VectorClock& peer_clock);
+  void AppendBatches(uint64_t now_ms);
+  void AppendAcks(uint64_t now_ms);
+  void CollectTombstones();
+  void AddEvent(Event::Kind kind, uint32_t peer, const Write& write);
+
+  struct PeerLinks {
+    bool from_up = false;
+    bool held = false;
+    VectorClock ack_sent;  // Last clock acknowledged on the link from it.
+    uint64_t ack_sent_ms = 0;
+  };
+
+  ReplicaConfig config_;
+  VectorClock clock_;
+  Store store_;
+  CausalBuffer buffer_;
+  ReplicationLog log_;
+  std::vector<PeerLinks> peers_;
+
+  // Highest own sequence number any peer has reported; writes are refused
+  // until clock_[self] reaches it, so no sequence number is ever reused.
+  uint64_t own_seq_known_ = 0;
+  bool changed_ = false;  // Clock moved since the last Ready.
+
+  std::deque<Request> parked_;
+  std::unordered_map<uint64_t, uint32_t> parked_per_session_;
+
+  Output pending_;
+  Output ready_;
+};
+
+}  // namespace kvd::core

@@ -1,0 +1,76 @@
+// ReplicationLog: every write this node has applied, whatever its origin,
+// in application order (a causal order), kept until every peer has it.
+//
+// It also decides what to send to each peer. On a link to peer p:
+//   - this node's own writes go at once;
+//   - writes of p itself that p lacks go at once (p lost them: recovery);
+//   - writes of a third origin go only once they are older than
+//     forward_after_ms and p still lacks them. Normally their origin sends
+//     them first; forwarding heals a cut link between two other nodes.
+// "p lacks w" is judged from p's acknowledged clock and from what this
+// node already sent on the current link.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "daemon/core/vector_clock.h"
+#include "daemon/core/write.h"
+
+namespace kvd::core {
+
+class ReplicationLog {
+ public:
+  struct Entry {
+    Write write;
+    uint64_t applied_ms;
+  };
+
+  // REQUIRES: self < node_count.
+  ReplicationLog(size_t node_count, uint32_t self);
+
+  // REQUIRES: now_ms never decreases between calls.
+  void Append(const Write& write, uint64_t now_ms);
+
+  // Merges a clock peer p reported (hello-ack or ack) and drops the prefix
+  // of entries every peer has. Returns the number of entries dropped.
+  size_t Acknowledge(uint32_t peer, const VectorClock& clock);
+  const VectorClock& acked(uint32_t peer) const { return peers_[peer].acked; }
+
+  // A link to peer p came up; p reported `clock`. Streaming restarts from
+  // the oldest entry p lacks.
+  void StartStream(uint32_t peer, const VectorClock& clock);
+  void StopStream(uint32_t peer);
+  bool streaming(uint32_t peer) const { return peers_[peer].streaming; }
+
+  // Appends to `out` the next writes (at most `max`) to send to peer p at
+  // now_ms, oldest first, and records them as sent. Nothing if not streaming.
+  void NextBatch(uint32_t peer, uint64_t now_ms, uint64_t forward_after_ms, size_t max,
+                 std::vector<Write>* out);
+
+  size_t size() const { return entries_.size(); }
+  uint64_t begin_index() const { return begin_index_; }
+  uint64_t end_index() const { return begin_index_ + entries_.size(); }
+  const Entry& at(uint64_t index) const { return entries_[index - begin_index_]; }
+
+ private:
+  struct PeerState {
+    VectorClock acked;  // What p has applied, as far as we know.
+    VectorClock sent;   // What p has or was sent on the current link.
+    bool streaming = false;
+    uint64_t direct_cursor = 0;   // Next index to scan for own/p's writes.
+    uint64_t forward_cursor = 0;  // Next index to scan for third origins.
+  };
+
+  bool Lacks(const PeerState& state, const Write& write) const;
+  size_t Truncate();
+
+  uint32_t self_;
+  std::deque<Entry> entries_;
+  uint64_t begin_index_ = 0;  // Absolute index of entries_.front().
+  std::vector<PeerState> peers_;
+};
+
+}  // namespace kvd::core
