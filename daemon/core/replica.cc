@@ -262,7 +262,7 @@ Status Replica::LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint6
   if (Status s = ValidatePeer(peer); !s.ok()) return s;
   if (Status s = ValidateClock(peer_clock); !s.ok()) return s;
   (void)now_ms;
-  log_.StartStream(peer, peer_clock);
+  log_.StartStream(peer, peer_clock, clock_[peer]);
   NoteOwnSeqKnown(peer_clock);
   return Status::Ok();
 }

@@ -41,7 +41,8 @@ size_t ReplicationLog::Truncate() {
   return dropped;
 }
 
-void ReplicationLog::StartStream(uint32_t peer, const VectorClock& clock) {
+void ReplicationLog::StartStream(uint32_t peer, const VectorClock& clock,
+                                 uint64_t peer_writes_here) {
   KV_ASSERT(peer != self_ && peer < peers_.size());
   PeerState& state = peers_[peer];
   state.acked.Merge(clock);
@@ -49,16 +50,13 @@ void ReplicationLog::StartStream(uint32_t peer, const VectorClock& clock) {
   // in it was lost with that link and must go again.
   state.sent = clock;
   state.streaming = true;
+  state.recover_to = peer_writes_here;
   state.direct_cursor = begin_index_;
   state.forward_cursor = begin_index_;
   Truncate();
 }
 
 void ReplicationLog::StopStream(uint32_t peer) { peers_[peer].streaming = false; }
-
-bool ReplicationLog::Lacks(const PeerState& state, const Write& write) const {
-  return write.seq() > state.sent[write.origin];
-}
 
 void ReplicationLog::NextBatch(uint32_t peer, uint64_t now_ms, uint64_t forward_after_ms,
                                size_t max, std::vector<Write>* out) {
@@ -84,7 +82,9 @@ void ReplicationLog::NextBatch(uint32_t peer, uint64_t now_ms, uint64_t forward_
   state.direct_cursor = std::max(state.direct_cursor, begin_index_);
   for (; state.direct_cursor < end_index() && taken < max; ++state.direct_cursor) {
     const Write& write = at(state.direct_cursor).write;
-    if ((write.origin == self_ || write.origin == peer) && Lacks(state, write)) send(write);
+    bool direct = write.origin == self_ ||
+                  (write.origin == peer && write.seq() <= state.recover_to);
+    if (direct && Lacks(state, write)) send(write);
   }
 }
 

@@ -40,8 +40,11 @@ class ReplicationLog {
   const VectorClock& acked(uint32_t peer) const { return peers_[peer].acked; }
 
   // A link to peer p came up; p reported `clock`. Streaming restarts from
-  // the oldest entry p lacks.
-  void StartStream(uint32_t peer, const VectorClock& clock);
+  // the oldest entry p lacks. `peer_writes_here` is how many of p's own
+  // writes this node has applied: those beyond `clock` are p's lost writes
+  // and go back to it. Writes of p that arrive later came from p, so they
+  // are never echoed back.
+  void StartStream(uint32_t peer, const VectorClock& clock, uint64_t peer_writes_here);
   void StopStream(uint32_t peer);
   bool streaming(uint32_t peer) const { return peers_[peer].streaming; }
 
@@ -60,11 +63,14 @@ class ReplicationLog {
     VectorClock acked;  // What p has applied, as far as we know.
     VectorClock sent;   // What p has or was sent on the current link.
     bool streaming = false;
+    uint64_t recover_to = 0;      // p's own writes up to here go back to p.
     uint64_t direct_cursor = 0;   // Next index to scan for own/p's writes.
     uint64_t forward_cursor = 0;  // Next index to scan for third origins.
   };
 
-  bool Lacks(const PeerState& state, const Write& write) const;
+  bool Lacks(const PeerState& state, const Write& write) const {
+    return write.seq() > state.sent[write.origin];
+  }
   size_t Truncate();
 
   uint32_t self_;
