@@ -360,6 +360,11 @@ void Replica::ReleaseLink(uint32_t peer) {
   peers_[peer].held = false;
 }
 
+void Replica::SetLinkPaused(uint32_t peer, bool paused) {
+  KV_ASSERT(ValidatePeer(peer).ok());
+  peers_[peer].paused = paused;
+}
+
 void Replica::AddEvent(Event::Kind kind, uint32_t peer, const Write& write) {
   pending_.events.push_back({kind, peer, write.origin, write.seq(), write.key, {}});
 }
@@ -379,7 +384,8 @@ Output& Replica::Ready(uint64_t now_ms) {
 
 void Replica::AppendBatches(uint64_t now_ms) {
   for (uint32_t peer = 0; peer < config_.node_count; ++peer) {
-    if (peer == config_.self || peers_[peer].held || !log_.streaming(peer)) continue;
+    const PeerLinks& links = peers_[peer];
+    if (peer == config_.self || links.held || links.paused || !log_.streaming(peer)) continue;
     PeerMessage message{peer, PeerMessageType::kWriteBatch, {}, {}};
     log_.NextBatch(peer, now_ms, config_.forward_after_ms, config_.batch_writes_max,
                    &message.writes);

@@ -99,6 +99,9 @@ class Replica {
   // it); release sends everything it lacks.
   void HoldLink(uint32_t peer);
   void ReleaseLink(uint32_t peer);
+  // Backpressure: while paused (its socket is not draining), no batches are
+  // built for `peer`; the log keeps them, so memory stays bounded.
+  void SetLinkPaused(uint32_t peer, bool paused);
 
   // --- Time and output -----------------------------------------------------
   // Answers requests whose context arrived or whose deadline passed, builds
@@ -156,6 +159,7 @@ class Replica {
   struct PeerLinks {
     bool from_up = false;
     bool held = false;
+    bool paused = false;
     VectorClock ack_sent;  // Last clock acknowledged on the link from it.
     uint64_t ack_sent_ms = 0;
   };

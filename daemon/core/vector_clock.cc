@@ -18,6 +18,11 @@ VectorClock::VectorClock(std::initializer_list<uint64_t> counts) {
   std::copy(counts.begin(), counts.end(), data());
 }
 
+VectorClock::VectorClock(std::span<const uint64_t> counts) {
+  Resize(counts.size());
+  std::copy(counts.begin(), counts.end(), data());
+}
+
 VectorClock::VectorClock(const VectorClock& other) { *this = other; }
 
 VectorClock& VectorClock::operator=(const VectorClock& other) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace kvd::core {
@@ -26,6 +27,8 @@ class VectorClock {
   // All zeros. REQUIRES: node_count <= kNodesMax.
   explicit VectorClock(size_t node_count);
   VectorClock(std::initializer_list<uint64_t> counts);
+  // REQUIRES: counts.size() <= kNodesMax.
+  explicit VectorClock(std::span<const uint64_t> counts);
 
   VectorClock(const VectorClock& other);
   VectorClock& operator=(const VectorClock& other);
@@ -34,6 +37,7 @@ class VectorClock {
   ~VectorClock() = default;
 
   size_t size() const { return size_; }
+  std::span<const uint64_t> counts() const { return {data(), size_}; }
   uint64_t operator[](size_t node) const { return data()[node]; }
   void Set(size_t node, uint64_t count);
   void Increment(size_t node);

@@ -1,0 +1,109 @@
+#include "daemon/config.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+namespace kvd {
+
+core::Status ParseCluster(const std::string& text, std::vector<NodeAddress>* cluster) {
+  cluster->clear();
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string item = text.substr(start, end - start);
+    start = end + 1;
+    size_t eq = item.find('=');
+    size_t colon = item.rfind(':');
+    if (eq == std::string::npos || colon == std::string::npos || colon < eq) {
+      return core::Status::BadRequest("cluster entry '" + item + "' is not ID=HOST:PORT");
+    }
+    std::string id = item.substr(0, eq);
+    if (id != std::to_string(cluster->size() + 1)) {
+      return core::Status::BadRequest("cluster entry '" + item + "': expected id " +
+                                      std::to_string(cluster->size() + 1) +
+                                      " (ids are 1, 2, ... in order)");
+    }
+    NodeAddress address;
+    address.host = item.substr(eq + 1, colon - eq - 1);
+    std::string port = item.substr(colon + 1);
+    char* port_end = nullptr;
+    unsigned long port_value = std::strtoul(port.c_str(), &port_end, 10);
+    if (address.host.empty() || port.empty() || *port_end != '\0' || port_value == 0 ||
+        port_value > 65535) {
+      return core::Status::BadRequest("cluster entry '" + item + "': bad host or port");
+    }
+    address.port = static_cast<uint16_t>(port_value);
+    address.text = item.substr(eq + 1);
+    cluster->push_back(std::move(address));
+    if (cluster->size() > core::kNodesMax) {
+      return core::Status::BadRequest("cluster has more than " +
+                                      std::to_string(core::kNodesMax) + " nodes");
+    }
+    if (end == text.size()) break;
+  }
+  if (cluster->empty()) return core::Status::BadRequest("empty cluster list");
+  return core::Status::Ok();
+}
+
+core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
+  *exit_now = -1;
+  CLI::App app{"kvd: one node of a causalkv cluster (causal+ consistent key-value store)"};
+  app.set_version_flag("--version", "kvd 0.1.0");
+  app.set_config("--config", "", "Read settings from this file (key = value lines)");
+  std::string cluster_text;
+  std::string log_level = "info";
+  app.add_option("--id", config->id, "This node's id: its 1-based position in --cluster")
+      ->required();
+  app.add_option("--cluster", cluster_text,
+                 "Every node in order: 1=HOST:PORT,2=HOST:PORT,... (same on every node)")
+      ->required();
+  app.add_option("--data-dir", config->data_dir, "Directory for this node's data");
+  app.add_option("--admin-socket", config->admin_socket,
+                 "Unix socket for administration (default: kvd.sock in $RUNTIME_DIRECTORY, "
+                 "else in --data-dir)");
+  app.add_flag("--fault-injection", config->fault_injection,
+               "Allow 'link hold/release' on the admin socket");
+  app.add_option("--context-wait-ms", config->context_wait_ms,
+                 "How long a request may wait for its session context before TIMEOUT");
+  app.add_option("--forward-after-ms", config->forward_after_ms,
+                 "Forward other nodes' writes a peer still lacks after this long");
+  app.add_option("--log-level", log_level, "error, warn, info or debug")
+      ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
+  app.add_option("--max-frame-bytes", config->frame_bytes_max, "Largest frame accepted")
+      ->check(CLI::Range(size_t{64}, size_t{1} << 30));
+  app.add_option("--max-key-bytes", config->key_bytes_max, "Largest key accepted")
+      ->check(CLI::Range(size_t{1}, size_t{1} << 20));
+  app.add_option("--max-value-bytes", config->value_bytes_max, "Largest value accepted")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 29));
+  app.add_option("--max-buffered-writes", config->buffer_writes_max,
+                 "Writes held waiting for their dependencies, per node")
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version arrive as "errors" with exit code 0.
+    if (e.get_exit_code() == 0) {
+      *exit_now = app.exit(e);
+      return core::Status::Ok();
+    }
+    return core::Status::BadRequest(e.what());
+  }
+  if (core::Status s = ParseCluster(cluster_text, &config->cluster); !s.ok()) return s;
+  if (config->id < 1 || config->id > config->cluster.size()) {
+    return core::Status::BadRequest("--id " + std::to_string(config->id) +
+                                    " is not in the cluster list (1.." +
+                                    std::to_string(config->cluster.size()) + ")");
+  }
+  io::ParseLogLevel(log_level, &config->log_level);
+  if (config->frame_bytes_max < config->value_bytes_max + config->key_bytes_max + 1024) {
+    return core::Status::BadRequest("--max-frame-bytes must exceed key and value limits");
+  }
+  if (config->admin_socket.empty()) {
+    const char* runtime = std::getenv("RUNTIME_DIRECTORY");
+    config->admin_socket = std::string(runtime ? runtime : config->data_dir.c_str()) + "/kvd.sock";
+  }
+  return core::Status::Ok();
+}
+
+}  // namespace kvd

@@ -1,0 +1,47 @@
+// Config: kvd's settings, from flags or a config file (--config FILE, the
+// same names without dashes, "key = value" lines; flags win over the file).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "daemon/core/limits.h"
+#include "daemon/core/status.h"
+#include "daemon/io/log.h"
+
+namespace kvd {
+
+struct NodeAddress {
+  std::string host;
+  uint16_t port = 0;
+  std::string text;  // "host:port", as written in the cluster list.
+};
+
+struct Config {
+  uint32_t id = 0;                   // 1-based position in `cluster`.
+  std::vector<NodeAddress> cluster;  // Every node, in cluster order.
+  std::string data_dir = ".";
+  std::string admin_socket;  // Default: kvd.sock in $RUNTIME_DIRECTORY or data_dir.
+  bool fault_injection = false;
+  uint64_t context_wait_ms = core::kContextWaitMsDefault;
+  uint64_t forward_after_ms = core::kForwardAfterMsDefault;
+  io::LogLevel log_level = io::LogLevel::kInfo;
+  size_t frame_bytes_max = 16 * 1024 * 1024;
+  size_t key_bytes_max = core::kKeyBytesMaxDefault;
+  size_t value_bytes_max = core::kValueBytesMaxDefault;
+  size_t buffer_writes_max = core::kBufferWritesMaxDefault;
+
+  uint32_t self() const { return id - 1; }
+  const NodeAddress& listen() const { return cluster[self()]; }
+};
+
+// Parses argv. On --help or --version, prints and sets *exit_now with the
+// exit code. Errors (bad flag, id not in the list, bad address) come back
+// as a Status whose message is ready to print.
+core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now);
+
+// Parses "1=HOST:PORT,2=HOST:PORT,...": ids must be 1, 2, ... in order.
+core::Status ParseCluster(const std::string& text, std::vector<NodeAddress>* cluster);
+
+}  // namespace kvd

@@ -1,0 +1,288 @@
+// Node's input side: what each verified frame on an accepted connection
+// means, who may send it, and which replica input it becomes.
+#include <string>
+
+#include "daemon/io/log.h"
+#include "daemon/io/node.h"
+#include "schema/check.h"
+#include "schema/view.h"
+
+namespace kvd::io {
+
+std::string Node::StreamName(const Stream& stream) const {
+  switch (stream.role) {
+    case Stream::Role::kPeer:
+    case Stream::Role::kOutboundPeer:
+      return "peer " + PeerName(stream.peer);
+    case Stream::Role::kClient:
+      return "client " + std::to_string(stream.id());
+    case Stream::Role::kUnknown:
+      break;
+  }
+  return (stream.transport() == Stream::Transport::kUnix ? "admin " : "connection ") +
+         std::to_string(stream.id());
+}
+
+void Node::OnConnected(Stream&, int) {}  // Accepted streams are connected already.
+
+void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
+  const fb::Envelope& envelope = *frame.envelope;
+  uint64_t request_id = envelope.request_id();
+  wire::MessageClass kind = wire::ClassOf(envelope.message_type());
+  if (auto error = wire::CheckEnvelope(envelope, limits_)) {
+    if (kind == wire::MessageClass::kClientRequest && stream.role != Stream::Role::kPeer) {
+      // A well-framed request with a bad field: answer it and go on serving
+      // this client, as Redis does with a bad command.
+      uint32_t slot = stream.TakeSlot(request_id);
+      encoder_.Encode(request_id, wire::ReplyFields{error->status, error->message},
+                      stream.ReplyBuffer(slot));
+      stream.ReplyDone(slot);
+      MarkDirty(stream);
+      return;
+    }
+    KV_LOG(kInfo, "%s: bad message: %s; closing", StreamName(stream).c_str(),
+           error->message.c_str());
+    SendError(stream, request_id, error->status, error->message, /*close=*/true);
+    return;
+  }
+  switch (kind) {
+    case wire::MessageClass::kClientRequest:
+      if (stream.role == Stream::Role::kPeer) break;
+      stream.role = Stream::Role::kClient;
+      HandleClientRequest(stream, envelope);
+      return;
+    case wire::MessageClass::kAdminRequest:
+      if (stream.role == Stream::Role::kPeer) break;
+      HandleAdminRequest(stream, envelope);
+      return;
+    case wire::MessageClass::kPeer:
+      if (envelope.message_type() == fb::Message::Hello && stream.role == Stream::Role::kUnknown &&
+          stream.transport() == Stream::Transport::kTcp) {
+        HandleHello(stream, envelope);
+        return;
+      }
+      if (envelope.message_type() == fb::Message::WriteBatch &&
+          stream.role == Stream::Role::kPeer) {
+        HandleWriteBatch(stream, *envelope.message_as_WriteBatch());
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  std::string message = std::string("unexpected ") +
+                        fb::EnumNameMessage(envelope.message_type()) + " message on this connection";
+  KV_LOG(kInfo, "%s: %s; closing", StreamName(stream).c_str(), message.c_str());
+  SendError(stream, request_id, fb::Status::BAD_REQUEST, message, /*close=*/true);
+}
+
+void Node::OnBadInput(Stream& stream, const wire::WireError& error) {
+  KV_LOG(kInfo, "%s: bad frame: %s; closing", StreamName(stream).c_str(), error.message.c_str());
+  SendError(stream, 0, error.status, error.message, /*close=*/true);
+}
+
+void Node::OnDrained(Stream&) {}
+
+void Node::OnClosed(Stream& stream) {
+  streams_.erase(stream.id());
+  if (stream.role == Stream::Role::kPeer && inbound_peers_[stream.peer] == &stream) {
+    inbound_peers_[stream.peer] = nullptr;
+    KV_LOG(kInfo, "peer %s: its link to us closed", PeerName(stream.peer).c_str());
+    replica_.LinkFromPeerDown(stream.peer);
+  }
+}
+
+void Node::SendError(Stream& stream, uint64_t request_id, fb::Status status,
+                     const std::string& message, bool close) {
+  encoder_.Encode(request_id, wire::ErrorFields{status, message}, &stream.output());
+  MarkDirty(stream);
+  if (close) stream.CloseAfterFlush();
+}
+
+// --- Clients ----------------------------------------------------------------------
+
+void Node::HandleClientRequest(Stream& stream, const fb::Envelope& envelope) {
+  uint32_t slot = stream.TakeSlot(envelope.request_id());
+  uint64_t token = (stream.id() << 32) | slot;
+  uint64_t now = now_ms();
+  auto with_context = [](const flatbuffers::Vector<uint64_t>* context, core::VectorClock* out) {
+    std::span<const uint64_t> counts = wire::AsClock(context);
+    if (counts.empty()) return static_cast<core::VectorClock*>(nullptr);
+    *out = core::VectorClock(counts);
+    return out;
+  };
+  core::VectorClock context;
+  switch (envelope.message_type()) {
+    case fb::Message::PutRequest: {
+      const fb::PutRequest* put = envelope.message_as_PutRequest();
+      replica_.Put(token, stream.id(), wire::AsBytes(put->key()), wire::AsBytes(put->value()),
+                   with_context(put->context(), &context), now);
+      break;
+    }
+    case fb::Message::GetRequest: {
+      const fb::GetRequest* get = envelope.message_as_GetRequest();
+      replica_.Get(token, stream.id(), wire::AsBytes(get->key()),
+                   with_context(get->context(), &context), now);
+      break;
+    }
+    case fb::Message::DeleteRequest: {
+      const fb::DeleteRequest* del = envelope.message_as_DeleteRequest();
+      replica_.Delete(token, stream.id(), wire::AsBytes(del->key()),
+                      with_context(del->context(), &context), now);
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+// --- Administration --------------------------------------------------------------------
+
+void Node::HandleAdminRequest(Stream& stream, const fb::Envelope& envelope) {
+  uint64_t request_id = envelope.request_id();
+  if (envelope.message_type() == fb::Message::StatusRequest) {
+    ReplyStatus(stream, request_id);
+    return;
+  }
+  if (stream.transport() != Stream::Transport::kUnix) {
+    ReplyAdmin(stream, request_id, fb::Status::UNAUTHORIZED,
+               "admin requests are accepted on the admin socket only");
+    return;
+  }
+  switch (envelope.message_type()) {
+    case fb::Message::BufferRequest:
+      ReplyBuffer(stream, request_id, envelope.message_as_BufferRequest()->limit());
+      return;
+    case fb::Message::LinkRequest: {
+      const fb::LinkRequest* link = envelope.message_as_LinkRequest();
+      uint32_t peer = link->peer_index();
+      if (!config_.fault_injection) {
+        ReplyAdmin(stream, request_id, fb::Status::UNAUTHORIZED,
+                   "fault injection is off (start kvd with --fault-injection)");
+      } else if (peer >= config_.cluster.size() || peer == config_.self()) {
+        ReplyAdmin(stream, request_id, fb::Status::BAD_REQUEST,
+                   "node " + std::to_string(peer + 1) + " is not a peer of this node");
+      } else {
+        if (link->hold()) {
+          replica_.HoldLink(peer);
+        } else {
+          replica_.ReleaseLink(peer);
+        }
+        KV_LOG(kInfo, "link to %s %s", PeerName(peer).c_str(),
+               link->hold() ? "held" : "released");
+        ReplyAdmin(stream, request_id, fb::Status::OK, "");
+      }
+      return;
+    }
+    case fb::Message::ShutdownRequest:
+      ReplyAdmin(stream, request_id, fb::Status::OK, "");
+      Shutdown("admin request");
+      return;
+    default:
+      return;
+  }
+}
+
+void Node::ReplyAdmin(Stream& stream, uint64_t request_id, fb::Status status,
+                      const std::string& message) {
+  uint32_t slot = stream.TakeSlot(request_id);
+  encoder_.Encode(request_id, wire::AdminReplyFields{status, message}, stream.ReplyBuffer(slot));
+  stream.ReplyDone(slot);
+  MarkDirty(stream);
+}
+
+void Node::ReplyStatus(Stream& stream, uint64_t request_id) {
+  std::vector<core::PeerInfo> infos;
+  std::vector<wire::PeerStatusFields> peers;
+  infos.reserve(config_.cluster.size());
+  for (uint32_t peer = 0; peer < config_.cluster.size(); ++peer) {
+    if (peer == config_.self()) continue;
+    infos.push_back(replica_.peer_info(peer));
+    const core::PeerInfo& info = infos.back();
+    peers.push_back({peer, config_.cluster[peer].text, info.link_to_up, info.link_from_up,
+                     info.held, info.acked.counts()});
+  }
+  wire::StatusReplyFields fields;
+  fields.node_index = config_.self();
+  fields.clock = replica_.clock().counts();
+  fields.buffered = replica_.buffer().size();
+  fields.keys = replica_.store().live_keys();
+  fields.accepting_writes = replica_.accepting_writes();
+  fields.peers = peers;
+  fields.log_entries = replica_.log().size();
+  uint32_t slot = stream.TakeSlot(request_id);
+  encoder_.Encode(request_id, fields, stream.ReplyBuffer(slot));
+  stream.ReplyDone(slot);
+  MarkDirty(stream);
+}
+
+void Node::ReplyBuffer(Stream& stream, uint64_t request_id, uint32_t limit) {
+  if (limit == 0) limit = 1000;
+  std::vector<core::BufferedWriteInfo> infos = replica_.ListBuffer(limit);
+  std::vector<std::vector<fb::MissingRange>> missing(infos.size());
+  std::vector<wire::BufferedWriteFields> entries;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    for (const core::MissingRange& range : infos[i].missing) {
+      missing[i].emplace_back(range.origin, range.seq_first, range.seq_last);
+    }
+    entries.push_back({infos[i].origin, infos[i].seq, infos[i].key, infos[i].is_delete, missing[i]});
+  }
+  uint32_t slot = stream.TakeSlot(request_id);
+  encoder_.Encode(request_id, wire::BufferReplyFields{entries, replica_.buffer().size()},
+                  stream.ReplyBuffer(slot));
+  stream.ReplyDone(slot);
+  MarkDirty(stream);
+}
+
+// --- Peers ----------------------------------------------------------------------------
+
+void Node::HandleHello(Stream& stream, const fb::Envelope& envelope) {
+  const fb::Hello* hello = envelope.message_as_Hello();
+  uint32_t peer = hello->node_index();
+  if (hello->cluster_fingerprint() != fingerprint_) {
+    KV_LOG(kWarn, "connection %llu: hello from node %u with another cluster list; refusing",
+           (unsigned long long)stream.id(), peer + 1);
+    SendError(stream, envelope.request_id(), fb::Status::UNAUTHORIZED,
+              "cluster list mismatch: every node needs the same --cluster", /*close=*/true);
+    return;
+  }
+  if (peer == config_.self()) {
+    SendError(stream, envelope.request_id(), fb::Status::BAD_REQUEST,
+              "hello claims this node's own index", /*close=*/true);
+    return;
+  }
+  if (Stream* old = inbound_peers_[peer]) {
+    // The peer redialed; its old connection is dead even if we missed it.
+    inbound_peers_[peer] = nullptr;
+    replica_.LinkFromPeerDown(peer);
+    old->Close();
+  }
+  stream.role = Stream::Role::kPeer;
+  stream.peer = peer;
+  inbound_peers_[peer] = &stream;
+  KV_LOG(kInfo, "peer %s: linked to us", PeerName(peer).c_str());
+  replica_.LinkFromPeerUp(peer, now_ms());
+}
+
+void Node::HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch) {
+  const auto* writes = batch.writes();
+  size_t count = writes ? writes->size() : 0;
+  scratch_writes_.resize(count);
+  for (size_t i = 0; i < count; ++i) {
+    const fb::Write* in = writes->Get(static_cast<flatbuffers::uoffset_t>(i));
+    core::Write& out = scratch_writes_[i];
+    out.origin = in->origin();
+    out.clock = core::VectorClock(wire::AsClock(in->clock()));
+    out.is_delete = in->is_delete();
+    out.key.assign(wire::AsBytes(in->key()));
+    out.value.assign(wire::AsBytes(in->value()));
+  }
+  core::Status s = replica_.PeerWrites(stream.peer, scratch_writes_, now_ms());
+  if (!s.ok()) {
+    KV_LOG(kWarn, "peer %s: bad write batch: %s; closing", PeerName(stream.peer).c_str(),
+           s.ToString().c_str());
+    SendError(stream, 0, static_cast<fb::Status>(s.code()), s.message(), /*close=*/true);
+  }
+}
+
+}  // namespace kvd::io

@@ -1,0 +1,359 @@
+#include "daemon/io/node.h"
+
+#include <netdb.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "daemon/io/log.h"
+#include "schema/fingerprint.h"
+
+namespace kvd::io {
+namespace {
+
+core::ReplicaConfig MakeReplicaConfig(const Config& config) {
+  core::ReplicaConfig replica;
+  replica.self = config.self();
+  replica.node_count = config.cluster.size();
+  replica.key_bytes_max = config.key_bytes_max;
+  replica.value_bytes_max = config.value_bytes_max;
+  replica.buffer_writes_max = config.buffer_writes_max;
+  replica.context_wait_ms = config.context_wait_ms;
+  replica.forward_after_ms = config.forward_after_ms;
+  return replica;
+}
+
+std::vector<std::string> AddressTexts(const Config& config) {
+  std::vector<std::string> texts;
+  for (const NodeAddress& address : config.cluster) texts.push_back(address.text);
+  return texts;
+}
+
+// Resolves once, at start-up, where blocking is fine.
+core::Status Resolve(const NodeAddress& address, sockaddr_storage* out) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* result = nullptr;
+  std::string port = std::to_string(address.port);
+  int rc = getaddrinfo(address.host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0 || result == nullptr) {
+    return core::Status::BadRequest("cannot resolve " + address.text + ": " + gai_strerror(rc));
+  }
+  std::memset(out, 0, sizeof(*out));
+  std::memcpy(out, result->ai_addr, result->ai_addrlen);
+  freeaddrinfo(result);
+  return core::Status::Ok();
+}
+
+core::Status UvError(const std::string& what, int rc) {
+  return core::Status::Internal(what + ": " + uv_err_name(rc) + " (" + uv_strerror(rc) + ")");
+}
+
+}  // namespace
+
+Node::Node(const Config& config)
+    : config_(config),
+      replica_(MakeReplicaConfig(config)),
+      fingerprint_(wire::ClusterFingerprint(AddressTexts(config))) {
+  limits_.cluster_size = config.cluster.size();
+  limits_.key_bytes_max = config.key_bytes_max;
+  limits_.value_bytes_max = config.value_bytes_max;
+  limits_.frame_bytes_max = config.frame_bytes_max;
+  inbound_peers_.assign(config.cluster.size(), nullptr);
+  links_.resize(config.cluster.size());
+}
+
+Node::~Node() = default;
+
+core::Status Node::Start(uv_loop_t* loop) {
+  loop_ = loop;
+  if (core::Status s = Listen(); !s.ok()) return s;
+  uv_prepare_init(loop_, &prepare_);
+  prepare_.data = this;
+  uv_prepare_start(&prepare_, OnPrepare);
+  // The tick lets time-driven work happen on an idle node: acks, forwarding,
+  // context deadlines. Turn() runs after it like after any callback.
+  uv_timer_init(loop_, &tick_);
+  tick_.data = this;
+  uv_timer_start(&tick_, OnTick, 10, 10);
+  uv_signal_init(loop_, &sigterm_);
+  sigterm_.data = this;
+  uv_signal_start(&sigterm_, OnSignal, SIGTERM);
+  uv_signal_init(loop_, &sigint_);
+  sigint_.data = this;
+  uv_signal_start(&sigint_, OnSignal, SIGINT);
+
+  for (uint32_t peer = 0; peer < config_.cluster.size(); ++peer) {
+    if (peer == config_.self()) continue;
+    PeerLink::Options options;
+    options.peer = peer;
+    options.name = PeerName(peer);
+    options.frame_bytes_max = config_.frame_bytes_max;
+    options.cluster_size = config_.cluster.size();
+    if (core::Status s = Resolve(config_.cluster[peer], &options.address); !s.ok()) return s;
+    links_[peer] = std::make_unique<PeerLink>(loop_, options, this);
+    if (int rc = links_[peer]->Start(); rc < 0) return UvError("peer link", rc);
+  }
+  KV_LOG(kInfo, "listening on %s, admin socket %s, %zu nodes, clock %s",
+         config_.listen().text.c_str(), config_.admin_socket.c_str(), config_.cluster.size(),
+         replica_.clock().ToString().c_str());
+  return core::Status::Ok();
+}
+
+core::Status Node::Listen() {
+  sockaddr_storage address;
+  if (core::Status s = Resolve(config_.listen(), &address); !s.ok()) return s;
+  uv_tcp_init(loop_, &tcp_listener_);
+  tcp_listener_.data = this;
+  int rc = uv_tcp_bind(&tcp_listener_, reinterpret_cast<const sockaddr*>(&address), 0);
+  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_listener_), 1024, OnTcpConnection);
+  if (rc < 0) return UvError("cannot listen on " + config_.listen().text, rc);
+
+  // A socket file left by a previous run would make bind fail.
+  struct stat info;
+  if (stat(config_.admin_socket.c_str(), &info) == 0 && S_ISSOCK(info.st_mode)) {
+    unlink(config_.admin_socket.c_str());
+  }
+  uv_pipe_init(loop_, &admin_listener_, 0);
+  admin_listener_.data = this;
+  // Owner-only: the admin socket can stop the node and inject faults.
+  mode_t old_mask = umask(0177);
+  rc = uv_pipe_bind(&admin_listener_, config_.admin_socket.c_str());
+  umask(old_mask);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&admin_listener_), 64, OnAdminConnection);
+  }
+  if (rc < 0) return UvError("cannot listen on admin socket " + config_.admin_socket, rc);
+  return core::Status::Ok();
+}
+
+void Node::OnTcpConnection(uv_stream_t* server, int status) {
+  auto* node = static_cast<Node*>(server->data);
+  if (status < 0) {
+    KV_LOG(kWarn, "accept: %s", uv_err_name(status));
+    return;
+  }
+  node->Accept(server, Stream::Transport::kTcp);
+}
+
+void Node::OnAdminConnection(uv_stream_t* server, int status) {
+  auto* node = static_cast<Node*>(server->data);
+  if (status < 0) {
+    KV_LOG(kWarn, "admin accept: %s", uv_err_name(status));
+    return;
+  }
+  node->Accept(server, Stream::Transport::kUnix);
+}
+
+void Node::Accept(uv_stream_t* server, Stream::Transport transport) {
+  int rc = 0;
+  auto* stream = new Stream(loop_, transport, next_stream_id_++, config_.frame_bytes_max, this, &rc);
+  AddStream(*stream);
+  if (rc == 0) rc = uv_accept(server, stream->handle());
+  if (rc == 0) rc = stream->StartReading();
+  if (rc < 0) {
+    KV_LOG(kWarn, "accept: %s", uv_err_name(rc));
+    stream->Close();
+  }
+}
+
+void Node::OnPrepare(uv_prepare_t* handle) { static_cast<Node*>(handle->data)->Turn(); }
+
+void Node::OnTick(uv_timer_t*) {}  // Turn() follows every loop iteration.
+
+void Node::OnSignal(uv_signal_t* handle, int signum) {
+  static_cast<Node*>(handle->data)->Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void Node::Turn() {
+  Execute(replica_.Ready(now_ms()));
+  FlushDirty();
+}
+
+// --- Output --------------------------------------------------------------------
+
+void Node::Execute(core::Output& out) {
+  // TODO(durability issue): records go to the write-ahead log here, and
+  // replies and messages wait for its fsync.
+  for (const core::Event& event : out.events) LogEvent(event);
+  for (const core::Reply& reply : out.replies) SendReply(reply);
+  for (const core::PeerMessage& message : out.messages) {
+    if (message.type == core::PeerMessageType::kWriteBatch) {
+      SendWriteBatch(message.peer, message.writes);
+    } else {
+      SendToInbound(message);
+    }
+  }
+  for (uint32_t peer : out.resync_peers) {
+    if (Stream* stream = inbound_peers_[peer]) {
+      KV_LOG(kWarn, "peer %s: causal buffer full; closing its link to resynchronise",
+             PeerName(peer).c_str());
+      stream->Close();
+    }
+  }
+}
+
+void Node::SendReply(const core::Reply& reply) {
+  auto it = streams_.find(reply.token >> 32);
+  if (it == streams_.end() || it->second->closing()) return;  // Client left.
+  Stream& stream = *it->second;
+  uint32_t slot = static_cast<uint32_t>(reply.token);
+  wire::ReplyFields fields;
+  fields.status = static_cast<fb::Status>(reply.code);
+  fields.message = reply.message;
+  fields.found = reply.found;
+  fields.value = reply.value;
+  fields.version = reply.version.counts();
+  encoder_.Encode(stream.request_id(slot), fields, stream.ReplyBuffer(slot));
+  stream.ReplyDone(slot);
+  MarkDirty(stream);
+}
+
+void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes) {
+  PeerLink* link = links_[peer].get();
+  Stream* stream = link ? link->stream() : nullptr;
+  if (!stream) return;  // Down since; the log resends on reconnect.
+  size_t begin = 0;
+  while (begin < writes.size()) {
+    scratch_fields_.clear();
+    size_t bytes = 0;
+    size_t end = begin;
+    for (; end < writes.size(); ++end) {
+      const core::Write& write = writes[end];
+      size_t size = write.key.size() + write.value.size() + 16 * write.clock.size() + 64;
+      if (end > begin && bytes + size > kBatchFrameBytesSoftMax) break;
+      bytes += size;
+      scratch_fields_.push_back(
+          {write.origin, write.clock.counts(), write.is_delete, write.key, write.value});
+    }
+    encoder_.Encode(0, wire::WriteBatchFields{scratch_fields_}, &stream->output());
+    begin = end;
+  }
+  MarkDirty(*stream);
+  if (stream->pending_output_bytes() > kPeerOutputBytesPause) {
+    KV_LOG(kDebug, "peer %s: output backed up; pausing replication", PeerName(peer).c_str());
+    replica_.SetLinkPaused(peer, true);
+  }
+}
+
+void Node::SendToInbound(const core::PeerMessage& message) {
+  Stream* stream = inbound_peers_[message.peer];
+  if (!stream || stream->closing()) return;
+  if (message.type == core::PeerMessageType::kHelloAck) {
+    wire::HelloAckFields fields;
+    fields.node_index = config_.self();
+    fields.clock = message.clock.counts();
+    encoder_.Encode(0, fields, &stream->output());
+  } else {
+    encoder_.Encode(0, wire::AckFields{message.clock.counts()}, &stream->output());
+  }
+  MarkDirty(*stream);
+}
+
+void Node::LogEvent(const core::Event& event) {
+  using Kind = core::Event::Kind;
+  switch (event.kind) {
+    case Kind::kApplied:
+      KV_LOG(kDebug, "applied %u:%llu %s", event.origin + 1, (unsigned long long)event.seq,
+             event.key.c_str());
+      break;
+    case Kind::kBuffered:
+      KV_LOG(kDebug, "buffered write %u:%llu from %s waiting for %u:%llu", event.origin + 1,
+             (unsigned long long)event.seq, PeerName(event.peer).c_str(),
+             event.waiting_for.origin + 1, (unsigned long long)event.waiting_for.seq_first);
+      break;
+    case Kind::kDuplicate:
+      KV_LOG(kDebug, "dropped duplicate %u:%llu from %s", event.origin + 1,
+             (unsigned long long)event.seq, PeerName(event.peer).c_str());
+      break;
+    case Kind::kBufferFull:
+      KV_LOG(kWarn, "causal buffer full: refused %u:%llu from %s", event.origin + 1,
+             (unsigned long long)event.seq, PeerName(event.peer).c_str());
+      break;
+    case Kind::kRecovering:
+      KV_LOG(kWarn, "peers know own writes up to %llu; refusing writes until recovered",
+             (unsigned long long)event.seq);
+      break;
+    case Kind::kRecovered:
+      KV_LOG(kInfo, "recovered own writes up to %llu; accepting writes",
+             (unsigned long long)event.seq);
+      break;
+  }
+}
+
+void Node::MarkDirty(Stream& stream) { dirty_.push_back(stream.id()); }
+
+void Node::FlushDirty() {
+  for (uint64_t id : dirty_) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    Stream& stream = *it->second;
+    if (stream.role == Stream::Role::kClient &&
+        stream.pending_output_bytes() > kClientOutputBytesMax) {
+      KV_LOG(kWarn, "%s: not reading its replies (%zu bytes queued); closing",
+             StreamName(stream).c_str(), stream.pending_output_bytes());
+      stream.Close();
+      continue;
+    }
+    stream.Flush();
+  }
+  dirty_.clear();
+}
+
+// --- Peer links ------------------------------------------------------------------
+
+void Node::EncodeHello(std::string* out) {
+  wire::HelloFields fields;
+  fields.cluster_fingerprint = fingerprint_;
+  fields.node_index = config_.self();
+  encoder_.Encode(0, fields, out);
+}
+
+void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) {
+  Stream* stream = links_[peer]->stream();
+  replica_.SetLinkPaused(peer, false);
+  core::Status s = replica_.LinkToPeerUp(peer, core::VectorClock(clock), now_ms());
+  if (!s.ok()) {
+    KV_LOG(kWarn, "peer %s: %s; closing", PeerName(peer).c_str(), s.ToString().c_str());
+    stream->Close();
+  }
+}
+
+void Node::OnLinkAck(uint32_t peer, std::span<const uint64_t> clock) {
+  core::Status s = replica_.PeerAck(peer, core::VectorClock(clock), now_ms());
+  if (!s.ok()) {
+    KV_LOG(kWarn, "peer %s: bad ack: %s; closing", PeerName(peer).c_str(), s.ToString().c_str());
+    if (Stream* stream = links_[peer]->stream()) stream->Close();
+  }
+}
+
+void Node::OnLinkDrained(uint32_t peer) { replica_.SetLinkPaused(peer, false); }
+
+void Node::OnLinkDown(uint32_t peer) { replica_.LinkToPeerDown(peer); }
+
+// --- Shutdown ---------------------------------------------------------------------
+
+void Node::Shutdown(const char* why) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  KV_LOG(kInfo, "shutting down (%s)", why);
+  Turn();  // Answer what is ready.
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_listener_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&admin_listener_), nullptr);
+  unlink(config_.admin_socket.c_str());
+  uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  for (auto& link : links_) {
+    if (link) link->Stop();
+  }
+  std::vector<Stream*> open;
+  for (auto& [id, stream] : streams_) open.push_back(stream);
+  for (Stream* stream : open) stream->CloseAfterFlush();
+}
+
+}  // namespace kvd::io

@@ -1,0 +1,126 @@
+// Node: the libuv shell around one core::Replica. It owns the listeners
+// (TCP for clients and peers, a Unix socket for administration), every
+// connection, the outbound peer links, the timers and the signal handlers.
+//
+// Each loop turn ends in Turn() (a uv_prepare handle, like Redis's
+// beforeSleep): it takes the replica's Output, writes the replies, acks and
+// replication batches into the connections' output buffers, and flushes
+// every dirty connection once. Everything else is a callback that turns
+// bytes into replica inputs.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "daemon/config.h"
+#include "daemon/core/replica.h"
+#include "daemon/io/peer_link.h"
+#include "daemon/io/stream.h"
+#include "schema/encoder.h"
+#include "schema/limits.h"
+
+namespace kvd::io {
+
+// A peer link whose unsent output passes this is paused (its batches stay
+// in the replication log) until the socket drains.
+inline constexpr size_t kPeerOutputBytesPause = 8 * 1024 * 1024;
+// A client that does not read its replies is disconnected past this.
+inline constexpr size_t kClientOutputBytesMax = 64 * 1024 * 1024;
+// Bytes of keys and values per replication frame (well under the frame cap).
+inline constexpr size_t kBatchFrameBytesSoftMax = 4 * 1024 * 1024;
+
+class Node : public StreamHandler, public PeerLinkOwner {
+ public:
+  explicit Node(const Config& config);
+  ~Node() override;
+
+  // Binds the listeners and starts dialing peers. An error (port in use,
+  // bad address) means the node must exit.
+  core::Status Start(uv_loop_t* loop);
+  // Stops accepting, answers what it can, closes everything; uv_run then
+  // returns once every handle is closed.
+  void Shutdown(const char* why);
+
+  // StreamHandler, for accepted connections.
+  void OnConnected(Stream& stream, int status) override;
+  void OnFrame(Stream& stream, const wire::Frame& frame) override;
+  void OnBadInput(Stream& stream, const wire::WireError& error) override;
+  void OnDrained(Stream& stream) override;
+  void OnClosed(Stream& stream) override;
+
+  // PeerLinkOwner.
+  uint64_t NextStreamId() override { return next_stream_id_++; }
+  void AddStream(Stream& stream) override { streams_[stream.id()] = &stream; }
+  void RemoveStream(Stream& stream) override { streams_.erase(stream.id()); }
+  void EncodeHello(std::string* out) override;
+  void MarkDirty(Stream& stream) override;
+  void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) override;
+  void OnLinkAck(uint32_t peer, std::span<const uint64_t> clock) override;
+  void OnLinkDrained(uint32_t peer) override;
+  void OnLinkDown(uint32_t peer) override;
+
+ private:
+  // --- Loop ---------------------------------------------------------------
+  static void OnPrepare(uv_prepare_t* handle);
+  static void OnTick(uv_timer_t* handle);
+  static void OnSignal(uv_signal_t* handle, int signum);
+  static void OnTcpConnection(uv_stream_t* server, int status);
+  static void OnAdminConnection(uv_stream_t* server, int status);
+  void Accept(uv_stream_t* server, Stream::Transport transport);
+  void Turn();
+  uint64_t now_ms() const { return uv_now(loop_); }
+  core::Status Listen();
+
+  // --- Output of the replica -----------------------------------------------
+  void Execute(core::Output& out);
+  void SendReply(const core::Reply& reply);
+  void SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes);
+  void SendToInbound(const core::PeerMessage& message);
+  void LogEvent(const core::Event& event);
+  void FlushDirty();
+
+  // --- Input (dispatch.cc) --------------------------------------------------
+  void HandleClientRequest(Stream& stream, const fb::Envelope& envelope);
+  void HandleAdminRequest(Stream& stream, const fb::Envelope& envelope);
+  void HandleHello(Stream& stream, const fb::Envelope& envelope);
+  void HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch);
+  void ReplyStatus(Stream& stream, uint64_t request_id);
+  void ReplyBuffer(Stream& stream, uint64_t request_id, uint32_t limit);
+  void ReplyAdmin(Stream& stream, uint64_t request_id, fb::Status status,
+                  const std::string& message);
+  // Sends an Error frame; with `close`, closes the connection after it.
+  void SendError(Stream& stream, uint64_t request_id, fb::Status status,
+                 const std::string& message, bool close);
+  std::string PeerName(uint32_t peer) const { return "n" + std::to_string(peer + 1); }
+  std::string StreamName(const Stream& stream) const;
+
+  Config config_;
+  core::Replica replica_;
+  wire::Limits limits_;
+  wire::Encoder encoder_;
+  uint64_t fingerprint_;
+  uv_loop_t* loop_ = nullptr;
+
+  uv_tcp_t tcp_listener_;
+  uv_pipe_t admin_listener_;
+  uv_prepare_t prepare_;
+  uv_timer_t tick_;
+  uv_signal_t sigterm_;
+  uv_signal_t sigint_;
+  bool shutting_down_ = false;
+
+  uint64_t next_stream_id_ = 1;
+  std::unordered_map<uint64_t, Stream*> streams_;  // Accepted and outbound; not owned.
+  std::vector<uint64_t> dirty_;                     // Stream ids to flush this turn.
+  std::vector<Stream*> inbound_peers_;              // By peer index; nullptr if none.
+  std::vector<std::unique_ptr<PeerLink>> links_;    // By peer index; nullptr for self.
+  std::vector<core::Write> scratch_writes_;         // Reused for incoming batches.
+  std::vector<wire::WriteFields> scratch_fields_;   // Reused for outgoing batches.
+  std::string scratch_text_;
+};
+
+}  // namespace kvd::io

@@ -1,0 +1,122 @@
+// Stream: one TCP or Unix-domain connection with framed input and
+// coalesced output. It owns its libuv handle and deletes itself in the
+// handle's close callback (libuv's rule: memory goes only once the close
+// callback ran), after telling its handler.
+//
+// Input: every read is fed to a FrameDecoder; each verified frame goes to
+// the handler. Output: callers append encoded frames to output() and call
+// MarkDirty(); the owner flushes every dirty stream once per loop turn, so
+// all replies produced by one read leave in one write.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "schema/frame.h"
+#include "schema/wire_error.h"
+
+namespace kvd::io {
+
+class Stream;
+
+class StreamHandler {
+ public:
+  virtual ~StreamHandler() = default;
+  virtual void OnConnected(Stream& stream, int status) = 0;  // Outbound only.
+  virtual void OnFrame(Stream& stream, const wire::Frame& frame) = 0;
+  // The byte stream is unusable (bad prefix, failed verification). The
+  // stream stops reading; the handler answers and closes it.
+  virtual void OnBadInput(Stream& stream, const wire::WireError& error) = 0;
+  // Everything written so far has left (backpressure relief).
+  virtual void OnDrained(Stream& stream) = 0;
+  // Last call; the stream is deleted right after it returns.
+  virtual void OnClosed(Stream& stream) = 0;
+};
+
+class Stream {
+ public:
+  enum class Transport : uint8_t { kTcp, kUnix };
+  // What the first frames showed the peer of this connection to be.
+  enum class Role : uint8_t { kUnknown, kClient, kPeer, kOutboundPeer };
+
+  // The handle is initialised on `loop`; on failure `init_status` is < 0
+  // and the stream must still be closed with Close().
+  Stream(uv_loop_t* loop, Transport transport, uint64_t id, size_t frame_bytes_max,
+         StreamHandler* handler, int* init_status);
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  uv_stream_t* handle() { return reinterpret_cast<uv_stream_t*>(&handle_); }
+  uint64_t id() const { return id_; }
+  Transport transport() const { return transport_; }
+  bool closing() const { return closing_; }
+
+  int StartReading();
+  // Outbound TCP connect; the handler's OnConnected reports the outcome.
+  int Connect(const sockaddr* address);
+
+  // Appends here, then MarkDirty-equivalent through the owner.
+  std::string& output() { return output_; }
+  size_t pending_output_bytes() const { return output_.size() + in_flight_.size(); }
+  // Writes what output() holds (uv_try_write first, uv_write for the rest).
+  void Flush();
+  // Stops reading, sends what is queued, then closes.
+  void CloseAfterFlush();
+  // Closes now; queued output is dropped. Safe to call more than once.
+  void Close();
+
+  // In-order replies on a pipelined connection. Each request takes a slot
+  // (remembering its request id); its reply frame is appended to
+  // ReplyBuffer(slot) whenever it is ready, and ReplyDone(slot) releases
+  // replies to output() in slot order.
+  uint32_t TakeSlot(uint64_t request_id);
+  uint64_t request_id(uint32_t slot) const { return pending_replies_[slot - head_slot_].request_id; }
+  std::string* ReplyBuffer(uint32_t slot);
+  void ReplyDone(uint32_t slot);
+  size_t open_slots() const { return pending_replies_.size(); }
+
+  // Free for the owner: role and peer index of accepted connections.
+  Role role = Role::kUnknown;
+  uint32_t peer = 0;
+
+ private:
+  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* handle, ssize_t nread, const uv_buf_t* buf);
+  static void OnWrite(uv_write_t* request, int status);
+  static void OnConnect(uv_connect_t* request, int status);
+  static void OnClose(uv_handle_t* handle);
+
+  void HandleRead(ssize_t nread, const uv_buf_t* buf);
+  void HandleWrite(int status);
+
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } handle_;
+  uv_write_t write_request_;
+  uv_connect_t connect_request_;
+  Transport transport_;
+  uint64_t id_;
+  StreamHandler* handler_;
+  wire::FrameDecoder decoder_;
+  std::string output_;
+  std::string in_flight_;  // Being written by uv_write.
+  bool writing_ = false;
+  bool reading_ = false;
+  bool closing_ = false;
+  bool close_after_flush_ = false;
+
+  struct PendingReply {
+    uint64_t request_id = 0;
+    bool done = false;
+    std::string frame;  // Empty for the head slot, which writes to output_.
+  };
+  uint32_t next_slot_ = 0;
+  uint32_t head_slot_ = 0;
+  std::deque<PendingReply> pending_replies_;  // From head_slot_ on.
+};
+
+}  // namespace kvd::io
