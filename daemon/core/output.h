@@ -54,6 +54,10 @@ struct Event {
     kRecovered,   // We have our own writes back: writes accepted again.
   };
   Kind kind;
+  // kApplied: it waited in the causal buffer until now.
+  bool from_buffer = false;
+  // kApplied: how many buffered writes it released (applied right after).
+  uint32_t released = 0;
   uint32_t peer = 0;  // Where it came from, for remote writes.
   uint32_t origin = 0;
   uint64_t seq = 0;

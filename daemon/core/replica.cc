@@ -306,12 +306,22 @@ void Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
     return;
   }
   if (IsDeliverable(write, clock_)) {
+    size_t applied_event = pending_.events.size();
     Apply(write, now_ms);
-    while (std::optional<Write> next = buffer_.PopDeliverable(clock_)) Apply(*next, now_ms);
+    uint32_t released = 0;
+    while (std::optional<Write> next = buffer_.PopDeliverable(clock_)) {
+      size_t event = pending_.events.size();
+      Apply(*next, now_ms);
+      pending_.events[event].from_buffer = true;
+      ++released;
+    }
+    pending_.events[applied_event].released = released;
+    pending_.events[applied_event].peer = peer;
     return;
   }
   std::vector<MissingRange> missing = MissingDependencies(write, clock_);
-  Event buffered{Event::Kind::kBuffered, peer, write.origin, write.seq(), write.key, missing[0]};
+  Event buffered{
+      Event::Kind::kBuffered, false, 0, peer, write.origin, write.seq(), write.key, missing[0]};
   switch (buffer_.Insert(std::move(write))) {
     case CausalBuffer::InsertResult::kBuffered:
       pending_.events.push_back(std::move(buffered));
@@ -346,7 +356,7 @@ void Replica::NoteOwnSeqKnown(const VectorClock& peer_clock) {
   own_seq_known_ = known;
   if (known > clock_[config_.self]) {
     pending_.events.push_back(
-        {Event::Kind::kRecovering, config_.self, config_.self, known, {}, {}});
+        {Event::Kind::kRecovering, false, 0, config_.self, config_.self, known, {}, {}});
   }
 }
 
@@ -366,7 +376,7 @@ void Replica::SetLinkPaused(uint32_t peer, bool paused) {
 }
 
 void Replica::AddEvent(Event::Kind kind, uint32_t peer, const Write& write) {
-  pending_.events.push_back({kind, peer, write.origin, write.seq(), write.key, {}});
+  pending_.events.push_back({kind, false, 0, peer, write.origin, write.seq(), write.key, {}});
 }
 
 // --- Output --------------------------------------------------------------------

@@ -253,33 +253,67 @@ void Node::SendToInbound(const core::PeerMessage& message) {
   MarkDirty(*stream);
 }
 
+// Buffering is normal under concurrent load, so its info lines are rate
+// limited: the default level stays quiet under load yet shows a demo.
+bool Node::WriteEventLogAllowed() {
+  if (LogEnabled(LogLevel::kDebug)) return true;
+  uint64_t now = now_ms();
+  if (now - log_window_start_ms_ >= 1000) {
+    if (log_suppressed_ > 0) {
+      KV_LOG(kInfo, "%llu more write events not logged in the last second",
+             (unsigned long long)log_suppressed_);
+    }
+    log_window_start_ms_ = now;
+    log_lines_in_window_ = 0;
+    log_suppressed_ = 0;
+  }
+  if (log_lines_in_window_ < kWriteEventLinesPerSecond) {
+    ++log_lines_in_window_;
+    return true;
+  }
+  ++log_suppressed_;
+  return false;
+}
+
 void Node::LogEvent(const core::Event& event) {
   using Kind = core::Event::Kind;
+  unsigned origin = event.origin + 1;
+  auto seq = static_cast<unsigned long long>(event.seq);
+  const char* key = event.key.c_str();
   switch (event.kind) {
     case Kind::kApplied:
-      KV_LOG(kDebug, "applied %u:%llu %s", event.origin + 1, (unsigned long long)event.seq,
-             event.key.c_str());
+      if (event.from_buffer || event.released > 0) {
+        if (!WriteEventLogAllowed()) break;
+        if (event.from_buffer) {
+          KV_LOG(kInfo, "applied %u:%llu %s from the buffer", origin, seq, key);
+        } else {
+          KV_LOG(kInfo, "applied %u:%llu %s from %s; it released %u buffered write(s)", origin,
+                 seq, key, PeerName(event.peer).c_str(), event.released);
+        }
+      } else {
+        KV_LOG(kDebug, "applied %u:%llu %s", origin, seq, key);
+      }
       break;
     case Kind::kBuffered:
-      KV_LOG(kDebug, "buffered write %u:%llu from %s waiting for %u:%llu", event.origin + 1,
-             (unsigned long long)event.seq, PeerName(event.peer).c_str(),
-             event.waiting_for.origin + 1, (unsigned long long)event.waiting_for.seq_first);
+      if (WriteEventLogAllowed()) {
+        KV_LOG(kInfo, "buffered write %u:%llu %s from %s waiting for %u:%llu", origin, seq, key,
+               PeerName(event.peer).c_str(), event.waiting_for.origin + 1,
+               (unsigned long long)event.waiting_for.seq_first);
+      }
       break;
     case Kind::kDuplicate:
-      KV_LOG(kDebug, "dropped duplicate %u:%llu from %s", event.origin + 1,
-             (unsigned long long)event.seq, PeerName(event.peer).c_str());
+      KV_LOG(kDebug, "dropped duplicate %u:%llu from %s", origin, seq,
+             PeerName(event.peer).c_str());
       break;
     case Kind::kBufferFull:
-      KV_LOG(kWarn, "causal buffer full: refused %u:%llu from %s", event.origin + 1,
-             (unsigned long long)event.seq, PeerName(event.peer).c_str());
+      KV_LOG(kWarn, "causal buffer full: refused %u:%llu from %s", origin, seq,
+             PeerName(event.peer).c_str());
       break;
     case Kind::kRecovering:
-      KV_LOG(kWarn, "peers know own writes up to %llu; refusing writes until recovered",
-             (unsigned long long)event.seq);
+      KV_LOG(kWarn, "peers know own writes up to %llu; refusing writes until recovered", seq);
       break;
     case Kind::kRecovered:
-      KV_LOG(kInfo, "recovered own writes up to %llu; accepting writes",
-             (unsigned long long)event.seq);
+      KV_LOG(kInfo, "recovered own writes up to %llu; accepting writes", seq);
       break;
   }
 }

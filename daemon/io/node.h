@@ -30,6 +30,8 @@ namespace kvd::io {
 inline constexpr size_t kPeerOutputBytesPause = 8 * 1024 * 1024;
 // A client that does not read its replies is disconnected past this.
 inline constexpr size_t kClientOutputBytesMax = 64 * 1024 * 1024;
+// Info lines about buffered writes per second (more are counted, not shown).
+inline constexpr uint64_t kWriteEventLinesPerSecond = 20;
 // Bytes of keys and values per replication frame (well under the frame cap).
 inline constexpr size_t kBatchFrameBytesSoftMax = 4 * 1024 * 1024;
 
@@ -81,6 +83,7 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes);
   void SendToInbound(const core::PeerMessage& message);
   void LogEvent(const core::Event& event);
+  bool WriteEventLogAllowed();
   void FlushDirty();
 
   // --- Input (dispatch.cc) --------------------------------------------------
@@ -120,7 +123,9 @@ class Node : public StreamHandler, public PeerLinkOwner {
   std::vector<std::unique_ptr<PeerLink>> links_;    // By peer index; nullptr for self.
   std::vector<core::Write> scratch_writes_;         // Reused for incoming batches.
   std::vector<wire::WriteFields> scratch_fields_;   // Reused for outgoing batches.
-  std::string scratch_text_;
+  uint64_t log_window_start_ms_ = 0;
+  uint64_t log_lines_in_window_ = 0;
+  uint64_t log_suppressed_ = 0;
 };
 
 }  // namespace kvd::io
