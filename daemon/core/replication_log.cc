@@ -62,29 +62,47 @@ void ReplicationLog::NextBatch(uint32_t peer, uint64_t now_ms, uint64_t forward_
                                size_t max, std::vector<Write>* out) {
   PeerState& state = peers_[peer];
   if (!state.streaming) return;
-  size_t taken = 0;
-  auto send = [&](const Write& write) {
+  state.forward_cursor = std::max(state.forward_cursor, begin_index_);
+  state.direct_cursor = std::max(state.direct_cursor, begin_index_);
+  // Two cursors, each amortised O(1) per entry: one for writes that go at
+  // once (ours, and p's own that p lost), one for third origins, which wait
+  // until forward_after_ms old. The batch merges them by index so that
+  // what is sent is in log order, a causal order: a receiver with a small
+  // buffer is never handed a write before one it depends on that we send
+  // in the same batch.
+  auto next_direct = [&]() -> uint64_t {
+    for (; state.direct_cursor < end_index(); ++state.direct_cursor) {
+      const Write& write = at(state.direct_cursor).write;
+      bool direct =
+          write.origin == self_ || (write.origin == peer && write.seq() <= state.recover_to);
+      if (direct && Lacks(state, write)) break;
+    }
+    return state.direct_cursor;
+  };
+  auto next_forward = [&]() -> uint64_t {
+    for (; state.forward_cursor < end_index(); ++state.forward_cursor) {
+      const Entry& entry = at(state.forward_cursor);
+      const Write& write = entry.write;
+      if (write.origin == self_ || write.origin == peer || !Lacks(state, write)) continue;
+      // Entries are in application order, so every later one is younger.
+      if (now_ms - entry.applied_ms < forward_after_ms) return end_index();
+      break;
+    }
+    return state.forward_cursor;
+  };
+  for (size_t taken = 0; taken < max; ++taken) {
+    uint64_t direct = next_direct();
+    uint64_t forward = next_forward();
+    uint64_t index = std::min(direct, forward);
+    if (index >= end_index()) break;
+    const Write& write = at(index).write;
     state.sent.Set(write.origin, write.seq());
     out->push_back(write);
-    ++taken;
-  };
-  // Forwarded writes first: they are older, and the direct writes sent
-  // after them may depend on them.
-  state.forward_cursor = std::max(state.forward_cursor, begin_index_);
-  for (; state.forward_cursor < end_index() && taken < max; ++state.forward_cursor) {
-    const Entry& entry = at(state.forward_cursor);
-    const Write& write = entry.write;
-    if (write.origin == self_ || write.origin == peer || !Lacks(state, write)) continue;
-    // Entries are in application order, so every later one is younger.
-    if (now_ms - entry.applied_ms < forward_after_ms) break;
-    send(write);
-  }
-  state.direct_cursor = std::max(state.direct_cursor, begin_index_);
-  for (; state.direct_cursor < end_index() && taken < max; ++state.direct_cursor) {
-    const Write& write = at(state.direct_cursor).write;
-    bool direct = write.origin == self_ ||
-                  (write.origin == peer && write.seq() <= state.recover_to);
-    if (direct && Lacks(state, write)) send(write);
+    if (index == direct) {
+      ++state.direct_cursor;
+    } else {
+      ++state.forward_cursor;
+    }
   }
 }
 

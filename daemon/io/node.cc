@@ -12,6 +12,12 @@
 namespace kvd::io {
 namespace {
 
+// Replies carry core::Code values on the wire as fb::Status.
+static_assert(static_cast<int>(core::Code::kOk) == static_cast<int>(fb::Status::OK));
+static_assert(static_cast<int>(core::Code::kNotFound) == static_cast<int>(fb::Status::NOT_FOUND));
+static_assert(static_cast<int>(core::Code::kTimeout) == static_cast<int>(fb::Status::TIMEOUT));
+static_assert(static_cast<int>(core::Code::kInternal) == static_cast<int>(fb::Status::INTERNAL));
+
 core::ReplicaConfig MakeReplicaConfig(const Config& config) {
   core::ReplicaConfig replica;
   replica.self = config.self();

@@ -1,0 +1,33 @@
+// Limits: the bounds every frame and message is checked against. The daemon
+// fills one from its config (all nodes of a cluster should use the same
+// values); the defaults equal kvd::core's (daemon/core/limits.h) and the
+// frame cap of DESIGN §3.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kvd::wire {
+
+// A clock has at most this many entries (kvd::core::kNodesMax).
+inline constexpr size_t kNodesMax = 64;
+
+inline constexpr size_t kFrameBytesMaxDefault = 16 * 1024 * 1024;
+
+// The FlatBuffers verifier handles buffers below 2 GiB only; the decoder
+// treats any larger cap as this one.
+inline constexpr size_t kFrameBytesMaxLimit = 1024 * 1024 * 1024;
+
+struct Limits {
+  // Nodes in the cluster list. 0 means "unknown" (a client or kvctl that
+  // has not learnt it yet): clocks must then have 1..kNodesMax entries and
+  // node indexes must be below kNodesMax.
+  size_t cluster_size = 0;
+  // Keys must be non-empty and at most this long.
+  size_t key_bytes_max = 1024;
+  size_t value_bytes_max = 1024 * 1024;
+  // Largest accepted size-prefix value (the bytes after the 4-byte prefix).
+  size_t frame_bytes_max = kFrameBytesMaxDefault;
+};
+
+}  // namespace kvd::wire
