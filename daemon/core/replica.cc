@@ -118,15 +118,10 @@ void Replica::Submit(RequestType type, uint64_t token, uint64_t session, std::st
     pending_.replies.push_back({token, s.code(), s.message(), false, {}, {}});
     return;
   }
-  Request request{type,
-                  token,
-                  session,
-                  std::string(key),
-                  std::string(value),
-                  context ? *context : VectorClock(),
-                  now_ms + config_.context_wait_ms};
-  if (!parked_per_session_.contains(session) && ContextReached(request.context)) {
-    Execute(request, now_ms);
+  bool has_context = context && context->size() != 0;
+  if (!parked_per_session_.contains(session) && (!has_context || ContextReached(*context))) {
+    // The common case runs on the caller's views: no copy of key or value.
+    Execute(type, token, key, value, now_ms);
     return;
   }
   if (parked_.size() >= config_.parked_requests_max) {
@@ -134,7 +129,8 @@ void Replica::Submit(RequestType type, uint64_t token, uint64_t session, std::st
                                 "too many requests waiting for their context", false, {}, {}});
     return;
   }
-  Park(std::move(request));
+  Park({type, token, session, std::string(key), std::string(value),
+        has_context ? *context : VectorClock(), now_ms + config_.context_wait_ms});
 }
 
 void Replica::Park(Request request) {
@@ -142,18 +138,20 @@ void Replica::Park(Request request) {
   parked_.push_back(std::move(request));
 }
 
-void Replica::Execute(const Request& request, uint64_t now_ms) {
-  if (request.type == RequestType::kGet) {
-    ExecuteGet(request);
+void Replica::Execute(RequestType type, uint64_t token, std::string_view key,
+                      std::string_view value, uint64_t now_ms) {
+  if (type == RequestType::kGet) {
+    ExecuteGet(token, key);
   } else {
-    ExecuteWrite(request, now_ms);
+    ExecuteWrite(type, token, key, value, now_ms);
   }
 }
 
-void Replica::ExecuteWrite(const Request& request, uint64_t now_ms) {
+void Replica::ExecuteWrite(RequestType type, uint64_t token, std::string_view key,
+                           std::string_view value, uint64_t now_ms) {
   if (!accepting_writes()) {
     pending_.replies.push_back(
-        {request.token, Code::kUnavailable,
+        {token, Code::kUnavailable,
          "recovering own writes: have " + std::to_string(clock_[config_.self]) + ", peers know " +
              std::to_string(own_seq_known_),
          false,
@@ -165,16 +163,16 @@ void Replica::ExecuteWrite(const Request& request, uint64_t now_ms) {
   write.origin = config_.self;
   write.clock = clock_;
   write.clock.Increment(config_.self);
-  write.is_delete = request.type == RequestType::kDelete;
-  write.key = request.key;
-  write.value = request.value;
+  write.is_delete = type == RequestType::kDelete;
+  write.key = key;
+  write.value = value;
   Apply(write, now_ms);
-  pending_.replies.push_back({request.token, Code::kOk, {}, false, {}, std::move(write.clock)});
+  pending_.replies.push_back({token, Code::kOk, {}, false, {}, std::move(write.clock)});
 }
 
-void Replica::ExecuteGet(const Request& request) {
-  const Store::Entry* entry = store_.Find(request.key);
-  Reply reply{request.token, Code::kNotFound, {}, false, {}, VectorClock(config_.node_count)};
+void Replica::ExecuteGet(uint64_t token, std::string_view key) {
+  const Store::Entry* entry = store_.Find(key);
+  Reply reply{token, Code::kNotFound, {}, false, {}, VectorClock(config_.node_count)};
   if (entry) {
     reply.version = entry->version;
     if (!entry->tombstone) {
@@ -195,7 +193,7 @@ void Replica::ServeParked(uint64_t now_ms) {
   for (Request& request : parked_) {
     bool ready = !blocked.contains(request.session) && ContextReached(request.context);
     if (ready) {
-      Execute(request, now_ms);
+      Execute(request.type, request.token, request.key, request.value, now_ms);
     } else if (!blocked.contains(request.session) && now_ms >= request.deadline_ms) {
       pending_.replies.push_back(
           {request.token, Code::kTimeout,

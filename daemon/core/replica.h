@@ -139,9 +139,11 @@ class Replica {
   Status ValidateRequest(RequestType type, std::string_view key, std::string_view value,
                          const VectorClock* context) const;
   bool ContextReached(const VectorClock& context) const;
-  void Execute(const Request& request, uint64_t now_ms);
-  void ExecuteWrite(const Request& request, uint64_t now_ms);
-  void ExecuteGet(const Request& request);
+  void Execute(RequestType type, uint64_t token, std::string_view key, std::string_view value,
+               uint64_t now_ms);
+  void ExecuteWrite(RequestType type, uint64_t token, std::string_view key,
+                    std::string_view value, uint64_t now_ms);
+  void ExecuteGet(uint64_t token, std::string_view key);
   void ServeParked(uint64_t now_ms);
   void Park(Request request);
 

@@ -27,9 +27,7 @@ bool Store::Apply(const Write& write) {
 }
 
 const Store::Entry* Store::Find(std::string_view key) const {
-  // C++20 heterogeneous lookup needs a transparent hash; one string per
-  // lookup is cheaper than that plumbing at today's call sites.
-  auto it = entries_.find(std::string(key));
+  auto it = entries_.find(key);
   return it == entries_.end() ? nullptr : &it->second;
 }
 

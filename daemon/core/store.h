@@ -15,14 +15,24 @@
 
 namespace kvd::core {
 
+struct StoreEntry {
+  std::string value;
+  VectorClock version;
+  uint32_t origin = 0;
+  bool tombstone = false;
+};
+
+// Lets the map be searched with a string_view, without building a string.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+};
+
 class Store {
  public:
-  struct Entry {
-    std::string value;
-    VectorClock version;
-    uint32_t origin = 0;
-    bool tombstone = false;
-  };
+  using Map = std::unordered_map<std::string, StoreEntry, KeyHash, std::equal_to<>>;
+
+  using Entry = StoreEntry;
 
   // Applies a write under the convergence order: it replaces the current
   // entry only if it supersedes it. Returns true if it did.
@@ -49,7 +59,7 @@ class Store {
   // Keys with a live (non-tombstone) value.
   size_t live_keys() const { return entries_.size() - tombstones_; }
   size_t tombstones() const { return tombstones_; }
-  const std::unordered_map<std::string, Entry>& entries() const { return entries_; }
+  const Map& entries() const { return entries_; }
 
  private:
   struct PendingTombstone {
@@ -60,7 +70,7 @@ class Store {
     VectorClock issued_bound;  // Valid once stable.
   };
 
-  std::unordered_map<std::string, Entry> entries_;
+  Map entries_;
   std::deque<PendingTombstone> pending_tombstones_;
   size_t tombstones_ = 0;
 };

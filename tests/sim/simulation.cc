@@ -81,7 +81,7 @@ class Simulator {
   explicit Simulator(const Options& options)
       : options_(options), rng_(options.seed), n_(options.nodes) {
     config_.node_count = n_;
-    config_.buffer_writes_max = 8 + rng_.Below(64);
+    config_.buffer_writes_max = 2 + rng_.Below(64);
     config_.context_wait_ms = 200 + rng_.Below(400);
     config_.forward_after_ms = 30 + rng_.Below(500);
     config_.ack_interval_ms = 5 + rng_.Below(40);
