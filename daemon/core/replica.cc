@@ -293,6 +293,9 @@ Status Replica::PeerWrites(uint32_t peer, std::vector<Write>& writes, uint64_t n
 }
 
 void Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
+  // A write's clock shows how many of our own writes its origin had seen:
+  // evidence, like a peer's clock, of own writes we may have lost.
+  NoteOwnSeqKnown(write.clock);
   if (write.seq() <= clock_[write.origin]) {
     // Planted bug (tests only): a duplicate is applied again.
     if constexpr (kPlantedBug == PlantedBug::kNoDuplicateSuppression) {

@@ -18,6 +18,8 @@ ReplicationLog::ReplicationLog(size_t node_count, uint32_t self) : self_(self) {
 void ReplicationLog::Append(const Write& write, uint64_t now_ms) {
   KV_ASSERT(entries_.empty() || entries_.back().applied_ms <= now_ms);
   entries_.push_back({write, now_ms});
+  // With no peers nobody acknowledges: nothing needs keeping.
+  if (peers_.size() == 1) Truncate();
 }
 
 size_t ReplicationLog::Acknowledge(uint32_t peer, const VectorClock& clock) {

@@ -1,0 +1,269 @@
+#include "daemon/core/store.h"
+
+#include <criterion/criterion.h>
+
+#include <algorithm>
+#include <array>
+#include <string>
+#include <vector>
+
+#include "tests/core/test_util.h"
+
+using namespace kvd::core;
+using kvd::core::testing::MakeDelete;
+using kvd::core::testing::MakeWrite;
+
+Test(store, empty) {
+  Store store;
+  cr_assert_null(store.Find("x"));
+  cr_assert_eq(store.live_keys(), 0u);
+  cr_assert_eq(store.tombstones(), 0u);
+}
+
+Test(store, put_and_find) {
+  Store store;
+  cr_assert(store.Apply(MakeWrite(1, {0, 1, 0}, "x", "one")));
+  const Store::Entry* entry = store.Find("x");
+  cr_assert_not_null(entry);
+  cr_assert(entry->value == "one");
+  cr_assert(entry->version == (VectorClock{0, 1, 0}));
+  cr_assert_eq(entry->origin, 1u);
+  cr_assert_not(entry->tombstone);
+  cr_assert_eq(store.live_keys(), 1u);
+  cr_assert_eq(store.tombstones(), 0u);
+}
+
+Test(store, binary_safe_keys_and_values) {
+  Store store;
+  const std::string key_a("k\0a", 3);
+  const std::string key_b("k\0b", 3);
+  const std::string key_ff("\xff\xfe\x00\xff", 4);
+  const std::string value_a("\0\0\0", 3);
+  const std::string value_ff("\xff\x00\xff\x00", 4);
+  cr_assert(store.Apply(MakeWrite(0, {1, 0}, key_a, value_a)));
+  cr_assert(store.Apply(MakeWrite(0, {2, 0}, key_b, value_ff)));
+  cr_assert(store.Apply(MakeWrite(0, {3, 0}, key_ff, value_ff + value_a)));
+
+  cr_assert_eq(store.live_keys(), 3u, "keys differing after a NUL must stay distinct");
+  cr_assert_null(store.Find("k"), "a key must not be cut at its NUL");
+  cr_assert_null(store.Find(std::string("k\0", 2)));
+  const Store::Entry* a = store.Find(key_a);
+  const Store::Entry* b = store.Find(key_b);
+  const Store::Entry* ff = store.Find(key_ff);
+  cr_assert(a && b && ff);
+  cr_assert_eq(a->value.size(), 3u);
+  cr_assert(a->value == value_a);
+  cr_assert(b->value == value_ff);
+  cr_assert_eq(ff->value.size(), 7u);
+  cr_assert(ff->value == value_ff + value_a);
+}
+
+Test(store, concurrent_writes_greater_sum_wins) {
+  // [2,0,0] (sum 2, origin 0) and [0,1,0] (sum 1, origin 1) are concurrent:
+  // the greater sum wins even against the higher origin index.
+  Write high_sum = MakeWrite(0, {2, 0, 0}, "x", "a");
+  Write high_origin = MakeWrite(1, {0, 1, 0}, "x", "b");
+  {
+    Store store;
+    cr_assert(store.Apply(high_sum));
+    cr_assert_not(store.Apply(high_origin), "the losing write must report false");
+    cr_assert(store.Find("x")->value == "a");
+  }
+  {
+    Store store;
+    cr_assert(store.Apply(high_origin));
+    cr_assert(store.Apply(high_sum));
+    cr_assert(store.Find("x")->value == "a");
+    cr_assert_eq(store.Find("x")->origin, 0u);
+  }
+}
+
+Test(store, concurrent_writes_equal_sum_higher_origin_wins) {
+  Write low = MakeWrite(0, {1, 0, 0}, "x", "low");
+  Write high = MakeWrite(2, {0, 0, 1}, "x", "high");
+  for (int order = 0; order < 2; ++order) {
+    Store store;
+    store.Apply(order == 0 ? low : high);
+    store.Apply(order == 0 ? high : low);
+    const Store::Entry* entry = store.Find("x");
+    cr_assert(entry->value == "high", "order %d: got %s", order, entry->value.c_str());
+    cr_assert_eq(entry->origin, 2u);
+    cr_assert(entry->version == (VectorClock{0, 0, 1}));
+  }
+}
+
+Test(store, causal_overwrite_always_wins) {
+  // A write that follows another causally has a strictly greater sum, so
+  // it wins whatever the origins.
+  Store store;
+  cr_assert(store.Apply(MakeWrite(2, {0, 0, 5}, "x", "old")));
+  cr_assert(store.Apply(MakeWrite(0, {1, 0, 5}, "x", "new")));
+  cr_assert(store.Find("x")->value == "new");
+  cr_assert(store.Apply(MakeWrite(1, {1, 1, 5}, "x", "newer")));
+  cr_assert(store.Find("x")->value == "newer");
+  cr_assert_eq(store.live_keys(), 1u);
+}
+
+Test(store, same_write_twice_is_not_reapplied) {
+  Store store;
+  Write write = MakeWrite(1, {0, 1}, "x", "a");
+  cr_assert(store.Apply(write));
+  cr_assert_not(store.Apply(write));
+  cr_assert_eq(store.live_keys(), 1u);
+}
+
+Test(store, arrival_order_does_not_change_winner) {
+  // Three mutually concurrent writes plus a causal successor of one of
+  // them; the (sum, origin)-greatest must win in all 24 arrival orders.
+  std::array<Write, 4> writes = {
+      MakeWrite(0, {2, 0, 0}, "k", "w0"),     // sum 2
+      MakeWrite(1, {0, 2, 0}, "k", "w1"),     // sum 2, higher origin
+      MakeWrite(2, {0, 0, 1}, "k", "w2"),     // sum 1
+      MakeWrite(2, {0, 0, 2}, "k", "w2bis"),  // after w2, sum 2, origin 2: the winner
+  };
+  std::array<int, 4> order = {0, 1, 2, 3};
+  int orders = 0;
+  do {
+    Store store;
+    for (int i : order) store.Apply(writes[i]);
+    const Store::Entry* entry = store.Find("k");
+    cr_assert(entry->value == "w2bis", "order %d%d%d%d: got %s", order[0], order[1], order[2],
+              order[3], entry->value.c_str());
+    cr_assert(entry->version == (VectorClock{0, 0, 2}));
+    ++orders;
+  } while (std::next_permutation(order.begin(), order.end()));
+  cr_assert_eq(orders, 24);
+}
+
+Test(store, delete_leaves_tombstone) {
+  Store store;
+  store.Apply(MakeWrite(0, {1, 0}, "x", "a"));
+  cr_assert(store.Apply(MakeDelete(0, {2, 0}, "x")));
+  const Store::Entry* entry = store.Find("x");
+  cr_assert_not_null(entry, "a delete must keep a tombstone");
+  cr_assert(entry->tombstone);
+  cr_assert(entry->value.empty());
+  cr_assert(entry->version == (VectorClock{2, 0}));
+  cr_assert_eq(entry->origin, 0u);
+  cr_assert_eq(store.live_keys(), 0u);
+  cr_assert_eq(store.tombstones(), 1u);
+}
+
+Test(store, delete_of_unknown_key_leaves_tombstone) {
+  Store store;
+  cr_assert(store.Apply(MakeDelete(1, {0, 1}, "ghost")));
+  cr_assert(store.Find("ghost")->tombstone);
+  cr_assert_eq(store.tombstones(), 1u);
+  cr_assert_eq(store.live_keys(), 0u);
+}
+
+Test(store, delayed_losing_write_does_not_resurrect) {
+  Store store;
+  store.Apply(MakeWrite(0, {1, 0}, "x", "a"));
+  store.Apply(MakeDelete(0, {2, 0}, "x"));
+  // Concurrent with the delete, smaller sum: it loses and must not bring
+  // the key back.
+  cr_assert_not(store.Apply(MakeWrite(1, {0, 1}, "x", "zombie")));
+  const Store::Entry* entry = store.Find("x");
+  cr_assert(entry->tombstone);
+  cr_assert(entry->value.empty());
+  cr_assert_eq(store.tombstones(), 1u);
+  cr_assert_eq(store.live_keys(), 0u);
+}
+
+Test(store, put_after_delete_revives) {
+  Store store;
+  store.Apply(MakeDelete(0, {1, 0}, "x"));
+  cr_assert(store.Apply(MakeWrite(1, {1, 1}, "x", "back")));
+  cr_assert_not(store.Find("x")->tombstone);
+  cr_assert(store.Find("x")->value == "back");
+  cr_assert_eq(store.tombstones(), 0u);
+  cr_assert_eq(store.live_keys(), 1u);
+}
+
+// --- Tombstone collection ---------------------------------------------------
+
+Test(store, tombstone_waits_for_all_applied) {
+  Store store;
+  store.Apply(MakeDelete(0, {2, 1, 0}, "x"));
+  // Some node has not applied the tombstone (entry 1 short).
+  cr_assert_eq(store.CollectTombstones({2, 0, 5}, {9, 9, 9}, {9, 9, 9}), 0u);
+  cr_assert_eq(store.tombstones(), 1u);
+  cr_assert_not_null(store.Find("x"));
+  // Entry 0 short.
+  cr_assert_eq(store.CollectTombstones({1, 1, 0}, {0, 0, 0}, {9, 9, 9}), 0u);
+  cr_assert_not_null(store.Find("x"));
+}
+
+Test(store, tombstone_waits_for_issued_bound) {
+  Store store;
+  store.Apply(MakeDelete(0, {2, 1, 0}, "x"));
+  // Stable now; the bound says node 1 issued 3 and node 2 issued 1 writes
+  // before applying the tombstone, and we have applied only [2,2,0].
+  cr_assert_eq(store.CollectTombstones({2, 1, 0}, {2, 3, 1}, {2, 2, 0}), 0u);
+  cr_assert_not_null(store.Find("x"));
+  // The bound is the one taken when stability was first seen: a smaller
+  // bound passed later does not apply.
+  cr_assert_eq(store.CollectTombstones({2, 1, 0}, {0, 0, 0}, {2, 3, 0}), 0u);
+  cr_assert_not_null(store.Find("x"));
+  cr_assert_eq(store.tombstones(), 1u);
+  // Once applied dominates the recorded bound, it goes.
+  cr_assert_eq(store.CollectTombstones({2, 1, 0}, {0, 0, 0}, {2, 3, 1}), 1u);
+  cr_assert_null(store.Find("x"));
+  cr_assert_eq(store.tombstones(), 0u);
+  cr_assert_eq(store.live_keys(), 0u);
+  cr_assert_eq(store.entries().size(), 0u);
+  // Nothing left to collect.
+  cr_assert_eq(store.CollectTombstones({9, 9, 9}, {9, 9, 9}, {9, 9, 9}), 0u);
+}
+
+Test(store, overwritten_tombstone_is_skipped) {
+  Store store;
+  store.Apply(MakeWrite(0, {1, 0}, "a", "1"));
+  store.Apply(MakeDelete(0, {2, 0}, "a"));
+  store.Apply(MakeWrite(1, {2, 1}, "a", "again"));  // Overwrites the tombstone.
+  store.Apply(MakeDelete(0, {3, 1}, "b"));
+  cr_assert_eq(store.tombstones(), 1u);
+  cr_assert_eq(store.live_keys(), 1u);
+
+  cr_assert_eq(store.CollectTombstones({3, 1}, {3, 1}, {3, 1}), 1u);
+  cr_assert_null(store.Find("b"));
+  cr_assert_not_null(store.Find("a"), "the live value must survive");
+  cr_assert(store.Find("a")->value == "again");
+  cr_assert_eq(store.tombstones(), 0u);
+  cr_assert_eq(store.live_keys(), 1u);
+}
+
+Test(store, tombstone_replaced_by_newer_tombstone) {
+  Store store;
+  store.Apply(MakeDelete(0, {1, 0}, "x"));
+  store.Apply(MakeDelete(1, {1, 1}, "x"));
+  cr_assert_eq(store.tombstones(), 1u, "one key, one tombstone");
+  // The first tombstone is stale; the second is not stable yet.
+  cr_assert_eq(store.CollectTombstones({1, 0}, {1, 0}, {1, 1}), 0u);
+  cr_assert_not_null(store.Find("x"));
+  cr_assert_eq(store.CollectTombstones({1, 1}, {1, 1}, {1, 1}), 1u);
+  cr_assert_null(store.Find("x"));
+  cr_assert_eq(store.tombstones(), 0u);
+}
+
+Test(store, collection_counts_and_order) {
+  Store store;
+  store.Apply(MakeWrite(0, {1, 0}, "live", "v"));
+  store.Apply(MakeDelete(0, {2, 0}, "t1"));
+  store.Apply(MakeDelete(0, {3, 0}, "t2"));
+  store.Apply(MakeDelete(1, {3, 1}, "t3"));
+  cr_assert_eq(store.live_keys(), 1u);
+  cr_assert_eq(store.tombstones(), 3u);
+
+  // Only the first two are stable.
+  cr_assert_eq(store.CollectTombstones({3, 0}, {3, 0}, {3, 1}), 2u);
+  cr_assert_eq(store.tombstones(), 1u);
+  cr_assert_null(store.Find("t1"));
+  cr_assert_null(store.Find("t2"));
+  cr_assert_not_null(store.Find("t3"));
+  cr_assert_eq(store.CollectTombstones({3, 1}, {3, 1}, {3, 1}), 1u);
+  cr_assert_eq(store.tombstones(), 0u);
+  cr_assert_eq(store.live_keys(), 1u);
+  cr_assert_eq(store.entries().size(), 1u);
+}
