@@ -31,6 +31,10 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   {
     kvd::io::Node node(config);
+    node.SetReloader([argc, argv](kvd::Config* fresh) {
+      int ignored = -1;
+      return kvd::ParseConfig(argc, argv, fresh, &ignored);
+    });
     status = node.Start(&loop);
     if (!status.ok()) {
       KV_LOG(kError, "%s", status.message().c_str());

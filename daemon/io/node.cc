@@ -76,21 +76,31 @@ Node::~Node() = default;
 
 core::Status Node::Start(uv_loop_t* loop) {
   loop_ = loop;
-  if (core::Status s = Listen(); !s.ok()) return s;
+  // Every handle is initialised before anything can fail, so Shutdown()
+  // can close them all whatever happened next (libuv: each initialised
+  // handle must be closed).
+  uv_tcp_init(loop_, &tcp_listener_);
+  tcp_listener_.data = this;
+  uv_pipe_init(loop_, &admin_listener_, 0);
+  admin_listener_.data = this;
   uv_prepare_init(loop_, &prepare_);
   prepare_.data = this;
+  uv_timer_init(loop_, &tick_);
+  tick_.data = this;
+  for (uv_signal_t* signal : {&sigterm_, &sigint_, &sighup_}) {
+    uv_signal_init(loop_, signal);
+    signal->data = this;
+  }
+  handles_initialised_ = true;
+
+  if (core::Status s = Listen(); !s.ok()) return s;
   uv_prepare_start(&prepare_, OnPrepare);
   // The tick lets time-driven work happen on an idle node: acks, forwarding,
   // context deadlines. Turn() runs after it like after any callback.
-  uv_timer_init(loop_, &tick_);
-  tick_.data = this;
   uv_timer_start(&tick_, OnTick, 10, 10);
-  uv_signal_init(loop_, &sigterm_);
-  sigterm_.data = this;
   uv_signal_start(&sigterm_, OnSignal, SIGTERM);
-  uv_signal_init(loop_, &sigint_);
-  sigint_.data = this;
   uv_signal_start(&sigint_, OnSignal, SIGINT);
+  uv_signal_start(&sighup_, OnSignal, SIGHUP);
 
   for (uint32_t peer = 0; peer < config_.cluster.size(); ++peer) {
     if (peer == config_.self()) continue;
@@ -106,14 +116,15 @@ core::Status Node::Start(uv_loop_t* loop) {
   KV_LOG(kInfo, "listening on %s, admin socket %s, %zu nodes, clock %s",
          config_.listen().text.c_str(), config_.admin_socket.c_str(), config_.cluster.size(),
          replica_.clock().ToString().c_str());
+  notifier_ = std::make_unique<Notifier>(loop_, [this] { return Summary(); });
+  notifier_->Start();
+  notifier_->Ready();
   return core::Status::Ok();
 }
 
 core::Status Node::Listen() {
   sockaddr_storage address;
   if (core::Status s = Resolve(config_.listen(), &address); !s.ok()) return s;
-  uv_tcp_init(loop_, &tcp_listener_);
-  tcp_listener_.data = this;
   int rc = uv_tcp_bind(&tcp_listener_, reinterpret_cast<const sockaddr*>(&address), 0);
   if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_listener_), 1024, OnTcpConnection);
   if (rc < 0) return UvError("cannot listen on " + config_.listen().text, rc);
@@ -123,8 +134,6 @@ core::Status Node::Listen() {
   if (stat(config_.admin_socket.c_str(), &info) == 0 && S_ISSOCK(info.st_mode)) {
     unlink(config_.admin_socket.c_str());
   }
-  uv_pipe_init(loop_, &admin_listener_, 0);
-  admin_listener_.data = this;
   // Owner-only: the admin socket can stop the node and inject faults.
   mode_t old_mask = umask(0177);
   rc = uv_pipe_bind(&admin_listener_, config_.admin_socket.c_str());
@@ -133,6 +142,7 @@ core::Status Node::Listen() {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&admin_listener_), 64, OnAdminConnection);
   }
   if (rc < 0) return UvError("cannot listen on admin socket " + config_.admin_socket, rc);
+  admin_bound_ = true;
   return core::Status::Ok();
 }
 
@@ -171,7 +181,43 @@ void Node::OnPrepare(uv_prepare_t* handle) { static_cast<Node*>(handle->data)->T
 void Node::OnTick(uv_timer_t*) {}  // Turn() follows every loop iteration.
 
 void Node::OnSignal(uv_signal_t* handle, int signum) {
-  static_cast<Node*>(handle->data)->Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+  auto* node = static_cast<Node*>(handle->data);
+  if (signum == SIGHUP) {
+    node->Reload();
+    return;
+  }
+  node->Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void Node::Reload() {
+  if (!reload_) return;
+  notifier_->Reloading();
+  Config fresh;
+  core::Status s = reload_(&fresh);
+  if (s.ok()) {
+    SetLogLevel(fresh.log_level);
+    config_.log_level = fresh.log_level;
+    KV_LOG(kInfo, "reloaded configuration (log level applied; other changes need a restart)");
+  } else {
+    KV_LOG(kWarn, "reload failed, keeping the running configuration: %s", s.message().c_str());
+  }
+  notifier_->Ready();
+}
+
+// One line for systemd's STATUS= and `systemctl status`.
+std::string Node::Summary() const {
+  size_t peers = 0;
+  size_t connected = 0;
+  for (uint32_t peer = 0; peer < config_.cluster.size(); ++peer) {
+    if (peer == config_.self()) continue;
+    ++peers;
+    core::PeerInfo info = replica_.peer_info(peer);
+    if (info.link_to_up && info.link_from_up) ++connected;
+  }
+  return "clock " + replica_.clock().ToString() + ", peers " + std::to_string(connected) + "/" +
+         std::to_string(peers) + " connected, " + std::to_string(replica_.buffer().size()) +
+         " buffered, " + std::to_string(replica_.store().live_keys()) + " keys" +
+         (replica_.accepting_writes() ? "" : ", recovering own writes");
 }
 
 void Node::Turn() {
@@ -377,17 +423,22 @@ void Node::OnLinkDown(uint32_t peer) { replica_.LinkToPeerDown(peer); }
 // --- Shutdown ---------------------------------------------------------------------
 
 void Node::Shutdown(const char* why) {
-  if (shutting_down_) return;
+  if (shutting_down_ || !handles_initialised_) return;
   shutting_down_ = true;
   KV_LOG(kInfo, "shutting down (%s)", why);
+  if (notifier_) {
+    notifier_->Stopping();
+    notifier_->Stop();
+  }
   Turn();  // Answer what is ready.
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&admin_listener_), nullptr);
-  unlink(config_.admin_socket.c_str());
+  if (admin_bound_) unlink(config_.admin_socket.c_str());
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
   for (auto& link : links_) {
     if (link) link->Stop();
   }

@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -18,6 +19,7 @@
 
 #include "daemon/config.h"
 #include "daemon/core/replica.h"
+#include "daemon/io/notify.h"
 #include "daemon/io/peer_link.h"
 #include "daemon/io/stream.h"
 #include "schema/encoder.h"
@@ -46,6 +48,9 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // Stops accepting, answers what it can, closes everything; uv_run then
   // returns once every handle is closed.
   void Shutdown(const char* why);
+  // SIGHUP re-reads the configuration through this and applies what can
+  // change at run time (the log level).
+  void SetReloader(std::function<core::Status(Config*)> reload) { reload_ = std::move(reload); }
 
   // StreamHandler, for accepted connections.
   void OnConnected(Stream& stream, int status) override;
@@ -74,6 +79,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   static void OnAdminConnection(uv_stream_t* server, int status);
   void Accept(uv_stream_t* server, Stream::Transport transport);
   void Turn();
+  void Reload();
+  std::string Summary() const;
   uint64_t now_ms() const { return uv_now(loop_); }
   core::Status Listen();
 
@@ -114,7 +121,12 @@ class Node : public StreamHandler, public PeerLinkOwner {
   uv_timer_t tick_;
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
+  uv_signal_t sighup_;
+  std::unique_ptr<Notifier> notifier_;
+  std::function<core::Status(Config*)> reload_;
   bool shutting_down_ = false;
+  bool handles_initialised_ = false;
+  bool admin_bound_ = false;
 
   uint64_t next_stream_id_ = 1;
   std::unordered_map<uint64_t, Stream*> streams_;  // Accepted and outbound; not owned.
