@@ -79,6 +79,13 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
   app.add_option("--max-buffered-writes", config->buffer_writes_max,
                  "Writes held waiting for their dependencies, per node")
       ->check(CLI::Range(size_t{1}, size_t{10'000'000}));
+  std::string fsync = "always";
+  app.add_option("--fsync", fsync,
+                 "always: reply after fdatasync (group commit); everysec: fdatasync once a "
+                 "second; no: leave it to the OS")
+      ->check(CLI::IsMember({"always", "everysec", "no"}));
+  app.add_flag("--recover-truncate", config->recover_truncate,
+               "Start even if the write-ahead log is damaged mid-file, dropping the rest");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -96,6 +103,9 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
                                     std::to_string(config->cluster.size()) + ")");
   }
   io::ParseLogLevel(log_level, &config->log_level);
+  config->fsync = fsync == "always"     ? FsyncPolicy::kAlways
+                  : fsync == "everysec" ? FsyncPolicy::kEverySec
+                                        : FsyncPolicy::kNo;
   if (config->frame_bytes_max < config->value_bytes_max + config->key_bytes_max + 1024) {
     return core::Status::BadRequest("--max-frame-bytes must exceed key and value limits");
   }

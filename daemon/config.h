@@ -18,6 +18,8 @@ struct NodeAddress {
   std::string text;  // "host:port", as written in the cluster list.
 };
 
+enum class FsyncPolicy { kAlways, kEverySec, kNo };
+
 struct Config {
   uint32_t id = 0;                   // 1-based position in `cluster`.
   std::vector<NodeAddress> cluster;  // Every node, in cluster order.
@@ -31,6 +33,8 @@ struct Config {
   size_t key_bytes_max = core::kKeyBytesMaxDefault;
   size_t value_bytes_max = core::kValueBytesMaxDefault;
   size_t buffer_writes_max = core::kBufferWritesMaxDefault;
+  FsyncPolicy fsync = FsyncPolicy::kAlways;
+  bool recover_truncate = false;  // Drop a damaged WAL tail instead of refusing to start.
 
   uint32_t self() const { return id - 1; }
   const NodeAddress& listen() const { return cluster[self()]; }

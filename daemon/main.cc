@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
       exit_code = 1;
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+    if (node.exit_code() != 0) exit_code = node.exit_code();
   }
   if (uv_loop_close(&loop) != 0) KV_LOG(kWarn, "loop closed with handles still open");
   if (exit_code == 0) KV_LOG(kInfo, "stopped");

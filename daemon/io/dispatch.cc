@@ -84,7 +84,7 @@ void Node::OnBadInput(Stream& stream, const wire::WireError& error) {
 void Node::OnDrained(Stream&) {}
 
 void Node::OnClosed(Stream& stream) {
-  streams_.erase(stream.id());
+  RemoveStream(stream);
   if (stream.role == Stream::Role::kPeer && inbound_peers_[stream.peer] == &stream) {
     inbound_peers_[stream.peer] = nullptr;
     KV_LOG(kInfo, "peer %s: its link to us closed", PeerName(stream.peer).c_str());

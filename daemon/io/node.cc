@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "daemon/io/log.h"
+#include "daemon/storage/wal_format.h"
 #include "schema/fingerprint.h"
 
 namespace kvd::io {
@@ -63,7 +64,8 @@ core::Status UvError(const std::string& what, int rc) {
 Node::Node(const Config& config)
     : config_(config),
       replica_(MakeReplicaConfig(config)),
-      fingerprint_(wire::ClusterFingerprint(AddressTexts(config))) {
+      fingerprint_(wire::ClusterFingerprint(AddressTexts(config))),
+      wal_(config.data_dir) {
   limits_.cluster_size = config.cluster.size();
   limits_.key_bytes_max = config.key_bytes_max;
   limits_.value_bytes_max = config.value_bytes_max;
@@ -91,9 +93,25 @@ core::Status Node::Start(uv_loop_t* loop) {
     uv_signal_init(loop_, signal);
     signal->data = this;
   }
+  uv_timer_init(loop_, &everysec_);
+  everysec_.data = this;
+  uv_timer_init(loop_, &shutdown_timer_);
+  shutdown_timer_.data = this;
   handles_initialised_ = true;
 
+  // Recovery comes first: nothing is served from a half-restored state.
+  uint64_t started_ms = uv_hrtime() / 1000000;
+  uint64_t records = 0;
+  core::Status recovered = wal_.Recover(
+      [this](const core::Write& record) { return replica_.Restore(record, now_ms()); },
+      config_.recover_truncate, &records);
+  if (!recovered.ok()) return recovered;
+  KV_LOG(kInfo, "recovered %llu records in %llu ms; clock %s", (unsigned long long)records,
+         (unsigned long long)(uv_hrtime() / 1000000 - started_ms),
+         replica_.clock().ToString().c_str());
+
   if (core::Status s = Listen(); !s.ok()) return s;
+  if (config_.fsync == FsyncPolicy::kEverySec) uv_timer_start(&everysec_, OnEverySec, 1000, 1000);
   uv_prepare_start(&prepare_, OnPrepare);
   // The tick lets time-driven work happen on an idle node: acks, forwarding,
   // context deadlines. Turn() runs after it like after any callback.
@@ -186,6 +204,10 @@ void Node::OnSignal(uv_signal_t* handle, int signum) {
     node->Reload();
     return;
   }
+  if (node->shutting_down_) {
+    node->ForceCloseStreams();  // Asked twice: stop waiting for slow clients.
+    return;
+  }
   node->Shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -228,9 +250,72 @@ void Node::Turn() {
 // --- Output --------------------------------------------------------------------
 
 void Node::Execute(core::Output& out) {
-  // TODO(durability issue): records go to the write-ahead log here, and
-  // replies and messages wait for its fsync.
   for (const core::Event& event : out.events) LogEvent(event);
+  if (!out.records.empty()) {
+    wal_buffer_.clear();
+    for (const core::Write& record : out.records) storage::AppendWriteRecord(record, &wal_buffer_);
+    if (core::Status s = wal_.Append(wal_buffer_); !s.ok()) {
+      Fatal(s.message());
+      return;
+    }
+  }
+  // Under fsync=always nothing leaves before the records it follows are
+  // durable: not a reply, not an ack, not a batch to a peer. Outputs queue
+  // in order behind the sync that covers them.
+  bool wait = config_.fsync == FsyncPolicy::kAlways &&
+              (!waiting_.empty() || wal_.durable_bytes() < wal_.appended_bytes());
+  if (!wait) {
+    Send(out);
+    return;
+  }
+  core::Output queued;
+  if (!spare_outputs_.empty()) {
+    queued = std::move(spare_outputs_.back());
+    spare_outputs_.pop_back();
+  }
+  std::swap(queued, out);  // `out` keeps the spare's capacity for the replica.
+  queued.records.clear();
+  queued.events.clear();
+  waiting_.push_back({wal_.appended_bytes(), std::move(queued)});
+  StartSync();
+}
+
+void Node::StartSync() {
+  wal_.SyncAsync(loop_, [this](core::Status status) { OnSynced(status); });
+}
+
+void Node::OnSynced(core::Status status) {
+  if (!status.ok()) {
+    Fatal(status.message());
+    return;
+  }
+  while (!waiting_.empty() && waiting_.front().wal_bytes <= wal_.durable_bytes()) {
+    Send(waiting_.front().out);
+    waiting_.front().out.Clear();
+    spare_outputs_.push_back(std::move(waiting_.front().out));
+    waiting_.pop_front();
+  }
+  if (!waiting_.empty()) StartSync();  // Records appended during that sync.
+  FlushDirty();
+}
+
+void Node::OnEverySec(uv_timer_t* handle) {
+  auto* node = static_cast<Node*>(handle->data);
+  node->wal_.SyncAsync(node->loop_, [node](core::Status status) {
+    if (!status.ok()) node->Fatal(status.message());
+  });
+}
+
+// The disk refused a write or a sync: the node can no longer keep its
+// promise, so it stops rather than acknowledge anything more.
+void Node::Fatal(const std::string& why) {
+  KV_LOG(kError, "write-ahead log: %s; stopping", why.c_str());
+  exit_code_ = 1;
+  waiting_.clear();
+  Shutdown("write-ahead log failure");
+}
+
+void Node::Send(core::Output& out) {
   for (const core::Reply& reply : out.replies) SendReply(reply);
   for (const core::PeerMessage& message : out.messages) {
     if (message.type == core::PeerMessageType::kWriteBatch) {
@@ -431,20 +516,52 @@ void Node::Shutdown(const char* why) {
     notifier_->Stop();
   }
   Turn();  // Answer what is ready.
+  if (core::Status s = wal_.SyncNow(); s.ok()) {
+    OnSynced(s);  // Releases every queued reply: all of it is durable now.
+  } else {
+    KV_LOG(kError, "write-ahead log: %s", s.message().c_str());
+    exit_code_ = 1;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_listener_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&admin_listener_), nullptr);
   if (admin_bound_) unlink(config_.admin_socket.c_str());
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&everysec_), nullptr);
   for (auto& link : links_) {
     if (link) link->Stop();
   }
   std::vector<Stream*> open;
   for (auto& [id, stream] : streams_) open.push_back(stream);
   for (Stream* stream : open) stream->CloseAfterFlush();
+  // A client that never reads would hold its flush, and the process,
+  // forever: past the deadline whatever is still open is closed outright.
+  // SIGTERM/SIGINT stay handled meanwhile (a second one does the same now).
+  uv_timer_start(&shutdown_timer_, OnShutdownTimer, kShutdownFlushMs, 0);
+  MaybeFinishShutdown();
+}
+
+void Node::OnShutdownTimer(uv_timer_t* handle) {
+  static_cast<Node*>(handle->data)->ForceCloseStreams();
+}
+
+void Node::ForceCloseStreams() {
+  if (!streams_.empty()) {
+    KV_LOG(kWarn, "shutdown: closing %zu connection(s) that did not drain", streams_.size());
+  }
+  std::vector<Stream*> open;
+  for (auto& [id, stream] : streams_) open.push_back(stream);
+  for (Stream* stream : open) stream->Close();
+}
+
+// The last handles go once every connection is closed.
+void Node::MaybeFinishShutdown() {
+  if (!shutting_down_ || shutdown_finished_ || !streams_.empty()) return;
+  shutdown_finished_ = true;
+  uv_close(reinterpret_cast<uv_handle_t*>(&shutdown_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
 }
 
 }  // namespace kvd::io

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include <functional>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -22,6 +23,7 @@
 #include "daemon/io/notify.h"
 #include "daemon/io/peer_link.h"
 #include "daemon/io/stream.h"
+#include "daemon/io/wal_file.h"
 #include "schema/encoder.h"
 #include "schema/limits.h"
 
@@ -32,6 +34,8 @@ namespace kvd::io {
 inline constexpr size_t kPeerOutputBytesPause = 8 * 1024 * 1024;
 // A client that does not read its replies is disconnected past this.
 inline constexpr size_t kClientOutputBytesMax = 64 * 1024 * 1024;
+// How long shutdown waits for connections to drain their replies.
+inline constexpr uint64_t kShutdownFlushMs = 2000;
 // Info lines about buffered writes per second (more are counted, not shown).
 inline constexpr uint64_t kWriteEventLinesPerSecond = 20;
 // Bytes of keys and values per replication frame (well under the frame cap).
@@ -50,6 +54,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void Shutdown(const char* why);
   // SIGHUP re-reads the configuration through this and applies what can
   // change at run time (the log level).
+  // Non-zero if the node stopped because of a failure.
+  int exit_code() const { return exit_code_; }
   void SetReloader(std::function<core::Status(Config*)> reload) { reload_ = std::move(reload); }
 
   // StreamHandler, for accepted connections.
@@ -62,7 +68,10 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // PeerLinkOwner.
   uint64_t NextStreamId() override { return next_stream_id_++; }
   void AddStream(Stream& stream) override { streams_[stream.id()] = &stream; }
-  void RemoveStream(Stream& stream) override { streams_.erase(stream.id()); }
+  void RemoveStream(Stream& stream) override {
+    streams_.erase(stream.id());
+    MaybeFinishShutdown();
+  }
   void EncodeHello(std::string* out) override;
   void MarkDirty(Stream& stream) override;
   void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) override;
@@ -80,12 +89,22 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void Accept(uv_stream_t* server, Stream::Transport transport);
   void Turn();
   void Reload();
+  static void OnShutdownTimer(uv_timer_t* handle);
+  void ForceCloseStreams();
+  void MaybeFinishShutdown();
   std::string Summary() const;
   uint64_t now_ms() const { return uv_now(loop_); }
   core::Status Listen();
 
   // --- Output of the replica -----------------------------------------------
+  // Logs events and persists records, then sends (or, under fsync=always,
+  // queues until the fdatasync that covers them completes).
   void Execute(core::Output& out);
+  void Send(core::Output& out);
+  void StartSync();
+  void OnSynced(core::Status status);
+  static void OnEverySec(uv_timer_t* handle);
+  void Fatal(const std::string& why);
   void SendReply(const core::Reply& reply);
   void SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes);
   void SendToInbound(const core::PeerMessage& message);
@@ -122,9 +141,13 @@ class Node : public StreamHandler, public PeerLinkOwner {
   uv_signal_t sigterm_;
   uv_signal_t sigint_;
   uv_signal_t sighup_;
+  uv_timer_t everysec_;
+  uv_timer_t shutdown_timer_;
+  bool shutdown_finished_ = false;
   std::unique_ptr<Notifier> notifier_;
   std::function<core::Status(Config*)> reload_;
   bool shutting_down_ = false;
+  int exit_code_ = 0;
   bool handles_initialised_ = false;
   bool admin_bound_ = false;
 
@@ -134,6 +157,17 @@ class Node : public StreamHandler, public PeerLinkOwner {
   std::vector<Stream*> inbound_peers_;              // By peer index; nullptr if none.
   std::vector<std::unique_ptr<PeerLink>> links_;    // By peer index; nullptr for self.
   std::vector<core::Write> scratch_writes_;         // Reused for incoming batches.
+
+  // Durability. Outputs wait here, in order, for the fsync covering the
+  // WAL offset they were produced at (fsync=always only).
+  WalFile wal_;
+  std::string wal_buffer_;
+  struct Waiting {
+    uint64_t wal_bytes;
+    core::Output out;
+  };
+  std::deque<Waiting> waiting_;
+  std::vector<core::Output> spare_outputs_;  // Recycled, capacity kept.
   std::vector<wire::WriteFields> scratch_fields_;   // Reused for outgoing batches.
   uint64_t log_window_start_ms_ = 0;
   uint64_t log_lines_in_window_ = 0;

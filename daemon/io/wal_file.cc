@@ -1,0 +1,182 @@
+#include "daemon/io/wal_file.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "daemon/io/log.h"
+#include "daemon/storage/wal_format.h"
+
+namespace kvd::io {
+namespace {
+
+core::Status Errno(const std::string& what) {
+  return core::Status::Internal(what + ": " + std::strerror(errno));
+}
+
+std::string SegmentName(uint64_t segment) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "wal-%020llu.log", static_cast<unsigned long long>(segment));
+  return name;
+}
+
+// Segment numbers present in `dir`, ascending.
+std::vector<uint64_t> ListSegments(const std::string& dir) {
+  std::vector<uint64_t> segments;
+  DIR* d = opendir(dir.c_str());
+  if (!d) return segments;
+  while (dirent* entry = readdir(d)) {
+    unsigned long long segment = 0;
+    char tail[8] = {};
+    if (std::sscanf(entry->d_name, "wal-%20llu.%4s", &segment, tail) == 2 &&
+        std::strcmp(tail, "log") == 0) {
+      segments.push_back(segment);
+    }
+  }
+  closedir(d);
+  std::sort(segments.begin(), segments.end());
+  return segments;
+}
+
+core::Status ReadFile(const std::string& path, std::string* out) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open " + path);
+  struct stat info;
+  if (fstat(fd, &info) != 0) {
+    close(fd);
+    return Errno("stat " + path);
+  }
+  out->resize(static_cast<size_t>(info.st_size));
+  size_t done = 0;
+  while (done < out->size()) {
+    ssize_t n = read(fd, out->data() + done, out->size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      close(fd);
+      return Errno("read " + path);
+    }
+    done += static_cast<size_t>(n);
+  }
+  close(fd);
+  return core::Status::Ok();
+}
+
+// A new file's name is durable only once its directory is synced.
+core::Status SyncDirectory(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Errno("open directory " + dir);
+  int rc = fsync(fd);
+  close(fd);
+  if (rc != 0) return Errno("fsync directory " + dir);
+  return core::Status::Ok();
+}
+
+}  // namespace
+
+WalFile::WalFile(std::string dir) : dir_(std::move(dir)) {}
+
+WalFile::~WalFile() {
+  if (fd_ >= 0) close(fd_);
+}
+
+core::Status WalFile::Recover(const std::function<core::Status(const core::Write&)>& replay,
+                              bool truncate_corrupt, uint64_t* records) {
+  *records = 0;
+  std::vector<uint64_t> segments = ListSegments(dir_);
+  std::string bytes;
+  core::Status replay_status;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    std::string path = dir_ + "/" + SegmentName(segments[i]);
+    if (core::Status s = ReadFile(path, &bytes); !s.ok()) return s;
+    storage::ParseResult result = storage::ParseRecords(bytes, [&](const core::Write& write) {
+      replay_status = replay(write);
+      return replay_status.ok();
+    });
+    *records += result.records;
+    if (!replay_status.ok()) return replay_status;
+    if (result.stop == storage::ParseResult::Stop::kEnd) continue;
+    bool last_segment = i + 1 == segments.size();
+    bool torn = result.stop == storage::ParseResult::Stop::kTorn && last_segment;
+    if (!torn && !truncate_corrupt) {
+      return core::Status::Internal(path + ": " + result.message +
+                                    "; refusing to start (--recover-truncate drops everything "
+                                    "from there on)");
+    }
+    KV_LOG(kWarn, "%s: %s; truncating %zu bytes", path.c_str(), result.message.c_str(),
+           bytes.size() - result.valid_bytes);
+    if (truncate(path.c_str(), static_cast<off_t>(result.valid_bytes)) != 0) {
+      return Errno("truncate " + path);
+    }
+    // Later segments were written after the damage: they cannot apply.
+    for (size_t j = i + 1; j < segments.size(); ++j) {
+      std::string later = dir_ + "/" + SegmentName(segments[j]);
+      KV_LOG(kWarn, "%s: after a damaged segment; removing", later.c_str());
+      unlink(later.c_str());
+    }
+    segments.resize(i + 1);
+    break;
+  }
+  segment_ = segments.empty() ? 1 : segments.back();
+  path_ = dir_ + "/" + SegmentName(segment_);
+  fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd_ < 0) return Errno("open " + path_);
+  if (fdatasync(fd_) != 0) return Errno("fdatasync " + path_);
+  if (segments.empty()) return SyncDirectory(dir_);
+  return core::Status::Ok();
+}
+
+core::Status WalFile::Append(const std::string& bytes) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno("write " + path_);
+    done += static_cast<size_t>(n);
+  }
+  appended_ += bytes.size();
+  return core::Status::Ok();
+}
+
+void WalFile::SyncAsync(uv_loop_t* loop, std::function<void(core::Status)> on_synced) {
+  if (syncing_ || durable_ == appended_) return;
+  syncing_ = true;
+  sync_target_ = appended_;
+  on_synced_ = std::move(on_synced);
+  sync_request_.data = this;
+  int rc = uv_fs_fdatasync(loop, &sync_request_, fd_, OnSynced);
+  if (rc < 0) {
+    syncing_ = false;
+    on_synced_(core::Status::Internal(std::string("fdatasync: ") + uv_strerror(rc)));
+  }
+}
+
+void WalFile::OnSynced(uv_fs_t* request) {
+  auto* wal = static_cast<WalFile*>(request->data);
+  ssize_t result = request->result;
+  uv_fs_req_cleanup(request);
+  wal->syncing_ = false;
+  core::Status status;
+  if (result < 0) {
+    status = core::Status::Internal("fdatasync " + wal->path_ + ": " +
+                                    uv_strerror(static_cast<int>(result)));
+  } else {
+    wal->durable_ = wal->sync_target_;
+  }
+  wal->on_synced_(status);
+}
+
+core::Status WalFile::SyncNow() {
+  if (fd_ < 0 || durable_ == appended_) return core::Status::Ok();
+  if (fdatasync(fd_) != 0) return Errno("fdatasync " + path_);
+  durable_ = appended_;
+  return core::Status::Ok();
+}
+
+}  // namespace kvd::io

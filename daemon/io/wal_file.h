@@ -1,0 +1,72 @@
+// WalFile: the node's write-ahead log on disk, in its data directory.
+//
+// Appends are plain write(2) calls on the loop thread: they only copy into
+// the page cache, and a process kill after one loses nothing. Durability
+// against power loss comes from fdatasync, which runs off the loop on
+// libuv's thread pool (uv_fs_fdatasync): one sync covers every record
+// written before it started (group commit), and the loop keeps serving
+// meanwhile.
+//
+// Files: wal-<20-digit segment number>.log. Recovery reads the segments in
+// order; a torn tail (a crash mid-write) is truncated with a log line, a
+// damaged record followed by more data stops start-up unless
+// truncate_corrupt is set.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "daemon/core/status.h"
+#include "daemon/core/write.h"
+
+namespace kvd::io {
+
+class WalFile {
+ public:
+  explicit WalFile(std::string dir);
+  ~WalFile();
+  WalFile(const WalFile&) = delete;
+  WalFile& operator=(const WalFile&) = delete;
+
+  // Replays every intact record through `replay` (which returns a Status;
+  // an error stops recovery), truncates a torn tail, then opens the last
+  // segment (or a new one) for appending. Blocking: start-up only.
+  core::Status Recover(const std::function<core::Status(const core::Write&)>& replay,
+                       bool truncate_corrupt, uint64_t* records);
+
+  // Appends encoded records (wal_format.h). An error means the disk
+  // refused the write: the node must stop, it can no longer promise
+  // durability.
+  core::Status Append(const std::string& bytes);
+
+  // Starts an fdatasync covering every byte appended so far, unless one is
+  // running (then call again when `on_synced` fires). `on_synced(status)`
+  // runs on the loop when it completes; durable_bytes() then covers it.
+  void SyncAsync(uv_loop_t* loop, std::function<void(core::Status)> on_synced);
+  // Blocking fdatasync, for shutdown.
+  core::Status SyncNow();
+
+  bool syncing() const { return syncing_; }
+  uint64_t appended_bytes() const { return appended_; }
+  uint64_t durable_bytes() const { return durable_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  static void OnSynced(uv_fs_t* request);
+
+  std::string dir_;
+  std::string path_;
+  int fd_ = -1;
+  uint64_t segment_ = 1;
+  uint64_t appended_ = 0;  // Bytes appended since open, in this process.
+  uint64_t durable_ = 0;   // Of those, bytes covered by a completed sync.
+  uint64_t sync_target_ = 0;
+  bool syncing_ = false;
+  uv_fs_t sync_request_;
+  std::function<void(core::Status)> on_synced_;
+};
+
+}  // namespace kvd::io
