@@ -37,8 +37,8 @@ core::Status ParseCluster(const std::string& text, std::vector<NodeAddress>* clu
     address.text = item.substr(eq + 1);
     cluster->push_back(std::move(address));
     if (cluster->size() > core::kNodesMax) {
-      return core::Status::BadRequest("cluster has more than " +
-                                      std::to_string(core::kNodesMax) + " nodes");
+      return core::Status::BadRequest("cluster has more than " + std::to_string(core::kNodesMax) +
+                                      " nodes");
     }
     if (end == text.size()) break;
   }

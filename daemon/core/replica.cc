@@ -125,8 +125,8 @@ void Replica::Submit(RequestType type, uint64_t token, uint64_t session, std::st
     return;
   }
   if (parked_.size() >= config_.parked_requests_max) {
-    pending_.replies.push_back({token, Code::kUnavailable,
-                                "too many requests waiting for their context", false, {}, {}});
+    pending_.replies.push_back(
+        {token, Code::kUnavailable, "too many requests waiting for their context", false, {}, {}});
     return;
   }
   Park({type, token, session, std::string(key), std::string(value),
@@ -150,13 +150,14 @@ void Replica::Execute(RequestType type, uint64_t token, std::string_view key,
 void Replica::ExecuteWrite(RequestType type, uint64_t token, std::string_view key,
                            std::string_view value, uint64_t now_ms) {
   if (!accepting_writes()) {
-    pending_.replies.push_back(
-        {token, Code::kUnavailable,
-         "recovering own writes: have " + std::to_string(clock_[config_.self]) + ", peers know " +
-             std::to_string(own_seq_known_),
-         false,
-         {},
-         {}});
+    pending_.replies.push_back({token,
+                                Code::kUnavailable,
+                                "recovering own writes: have " +
+                                    std::to_string(clock_[config_.self]) + ", peers know " +
+                                    std::to_string(own_seq_known_),
+                                false,
+                                {},
+                                {}});
     return;
   }
   Write write;
@@ -195,13 +196,13 @@ void Replica::ServeParked(uint64_t now_ms) {
     if (ready) {
       Execute(request.type, request.token, request.key, request.value, now_ms);
     } else if (!blocked.contains(request.session) && now_ms >= request.deadline_ms) {
-      pending_.replies.push_back(
-          {request.token, Code::kTimeout,
-           "context not reached; waiting for " +
-               DescribeMissing(MissingFromContext(request.context, clock_)),
-           false,
-           {},
-           {}});
+      pending_.replies.push_back({request.token,
+                                  Code::kTimeout,
+                                  "context not reached; waiting for " +
+                                      DescribeMissing(MissingFromContext(request.context, clock_)),
+                                  false,
+                                  {},
+                                  {}});
     } else {
       blocked.insert(request.session);
       still_parked.push_back(std::move(request));
@@ -321,8 +322,8 @@ void Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
     return;
   }
   std::vector<MissingRange> missing = MissingDependencies(write, clock_);
-  Event buffered{
-      Event::Kind::kBuffered, false, 0, peer, write.origin, write.seq(), write.key, missing[0]};
+  Event buffered{Event::Kind::kBuffered, false,       0,         peer,
+                 write.origin,           write.seq(), write.key, missing[0]};
   switch (buffer_.Insert(std::move(write))) {
     case CausalBuffer::InsertResult::kBuffered:
       pending_.events.push_back(std::move(buffered));
@@ -345,7 +346,8 @@ void Replica::Apply(const Write& write, uint64_t now_ms) {
   log_.Append(write, now_ms);
   pending_.records.push_back(write);
   AddEvent(Event::Kind::kApplied, config_.self, write);
-  if (write.origin == config_.self && own_seq_known_ > 0 && clock_[config_.self] == own_seq_known_) {
+  if (write.origin == config_.self && own_seq_known_ > 0 &&
+      clock_[config_.self] == own_seq_known_) {
     AddEvent(Event::Kind::kRecovered, config_.self, write);
   }
   changed_ = true;

@@ -141,8 +141,8 @@ class Replica {
   bool ContextReached(const VectorClock& context) const;
   void Execute(RequestType type, uint64_t token, std::string_view key, std::string_view value,
                uint64_t now_ms);
-  void ExecuteWrite(RequestType type, uint64_t token, std::string_view key,
-                    std::string_view value, uint64_t now_ms);
+  void ExecuteWrite(RequestType type, uint64_t token, std::string_view key, std::string_view value,
+                    uint64_t now_ms);
   void ExecuteGet(uint64_t token, std::string_view key);
   void ServeParked(uint64_t now_ms);
   void Park(Request request);

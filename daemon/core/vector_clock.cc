@@ -116,8 +116,7 @@ uint64_t VectorClock::Sum() const {
 }
 
 bool VectorClock::operator==(const VectorClock& other) const {
-  return size_ == other.size_ &&
-         std::memcmp(data(), other.data(), size_ * sizeof(uint64_t)) == 0;
+  return size_ == other.size_ && std::memcmp(data(), other.data(), size_ * sizeof(uint64_t)) == 0;
 }
 
 std::string VectorClock::ToString() const {

@@ -70,8 +70,8 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
     default:
       break;
   }
-  std::string message = std::string("unexpected ") +
-                        fb::EnumNameMessage(envelope.message_type()) + " message on this connection";
+  std::string message = std::string("unexpected ") + fb::EnumNameMessage(envelope.message_type()) +
+                        " message on this connection";
   KV_LOG(kInfo, "%s: %s; closing", StreamName(stream).c_str(), message.c_str());
   SendError(stream, request_id, fb::Status::BAD_REQUEST, message, /*close=*/true);
 }
@@ -168,8 +168,7 @@ void Node::HandleAdminRequest(Stream& stream, const fb::Envelope& envelope) {
         } else {
           replica_.ReleaseLink(peer);
         }
-        KV_LOG(kInfo, "link to %s %s", PeerName(peer).c_str(),
-               link->hold() ? "held" : "released");
+        KV_LOG(kInfo, "link to %s %s", PeerName(peer).c_str(), link->hold() ? "held" : "released");
         ReplyAdmin(stream, request_id, fb::Status::OK, "");
       }
       return;
@@ -225,7 +224,8 @@ void Node::ReplyBuffer(Stream& stream, uint64_t request_id, uint32_t limit) {
     for (const core::MissingRange& range : infos[i].missing) {
       missing[i].emplace_back(range.origin, range.seq_first, range.seq_last);
     }
-    entries.push_back({infos[i].origin, infos[i].seq, infos[i].key, infos[i].is_delete, missing[i]});
+    entries.push_back(
+        {infos[i].origin, infos[i].seq, infos[i].key, infos[i].is_delete, missing[i]});
   }
   uint32_t slot = stream.TakeSlot(request_id);
   encoder_.Encode(request_id, wire::BufferReplyFields{entries, replica_.buffer().size()},

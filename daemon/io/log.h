@@ -23,9 +23,9 @@ void LogLine(LogLevel level, const char* format, ...) __attribute__((format(prin
 }  // namespace kvd::io
 
 // Cheap when the level is off: the arguments are not evaluated.
-#define KV_LOG(level, ...)                                                         \
-  do {                                                                             \
-    if (::kvd::io::LogEnabled(::kvd::io::LogLevel::level)) {                       \
-      ::kvd::io::LogLine(::kvd::io::LogLevel::level, __VA_ARGS__);                 \
-    }                                                                              \
+#define KV_LOG(level, ...)                                         \
+  do {                                                             \
+    if (::kvd::io::LogEnabled(::kvd::io::LogLevel::level)) {       \
+      ::kvd::io::LogLine(::kvd::io::LogLevel::level, __VA_ARGS__); \
+    }                                                              \
   } while (0)

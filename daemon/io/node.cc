@@ -102,9 +102,9 @@ core::Status Node::Start(uv_loop_t* loop) {
   // Recovery comes first: nothing is served from a half-restored state.
   uint64_t started_ms = uv_hrtime() / 1000000;
   uint64_t records = 0;
-  core::Status recovered = wal_.Recover(
-      [this](const core::Write& record) { return replica_.Restore(record, now_ms()); },
-      config_.recover_truncate, &records);
+  core::Status recovered =
+      wal_.Recover([this](const core::Write& record) { return replica_.Restore(record, now_ms()); },
+                   config_.recover_truncate, &records);
   if (!recovered.ok()) return recovered;
   KV_LOG(kInfo, "recovered %llu records in %llu ms; clock %s", (unsigned long long)records,
          (unsigned long long)(uv_hrtime() / 1000000 - started_ms),
@@ -144,7 +144,8 @@ core::Status Node::Listen() {
   sockaddr_storage address;
   if (core::Status s = Resolve(config_.listen(), &address); !s.ok()) return s;
   int rc = uv_tcp_bind(&tcp_listener_, reinterpret_cast<const sockaddr*>(&address), 0);
-  if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_listener_), 1024, OnTcpConnection);
+  if (rc == 0)
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&tcp_listener_), 1024, OnTcpConnection);
   if (rc < 0) return UvError("cannot listen on " + config_.listen().text, rc);
 
   // A socket file left by a previous run would make bind fail.
@@ -184,7 +185,8 @@ void Node::OnAdminConnection(uv_stream_t* server, int status) {
 
 void Node::Accept(uv_stream_t* server, Stream::Transport transport) {
   int rc = 0;
-  auto* stream = new Stream(loop_, transport, next_stream_id_++, config_.frame_bytes_max, this, &rc);
+  auto* stream =
+      new Stream(loop_, transport, next_stream_id_++, config_.frame_bytes_max, this, &rc);
   AddStream(*stream);
   if (rc == 0) rc = uv_accept(server, stream->handle());
   if (rc == 0) rc = stream->StartReading();
@@ -424,8 +426,8 @@ void Node::LogEvent(const core::Event& event) {
         if (event.from_buffer) {
           KV_LOG(kInfo, "applied %u:%llu %s from the buffer", origin, seq, key);
         } else {
-          KV_LOG(kInfo, "applied %u:%llu %s from %s; it released %u buffered write(s)", origin,
-                 seq, key, PeerName(event.peer).c_str(), event.released);
+          KV_LOG(kInfo, "applied %u:%llu %s from %s; it released %u buffered write(s)", origin, seq,
+                 key, PeerName(event.peer).c_str(), event.released);
         }
       } else {
         KV_LOG(kDebug, "applied %u:%llu %s", origin, seq, key);

@@ -11,8 +11,8 @@
 
 #include <uv.h>
 
-#include <functional>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -122,8 +122,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void ReplyAdmin(Stream& stream, uint64_t request_id, fb::Status status,
                   const std::string& message);
   // Sends an Error frame; with `close`, closes the connection after it.
-  void SendError(Stream& stream, uint64_t request_id, fb::Status status,
-                 const std::string& message, bool close);
+  void SendError(Stream& stream, uint64_t request_id, fb::Status status, const std::string& message,
+                 bool close);
   std::string PeerName(uint32_t peer) const { return "n" + std::to_string(peer + 1); }
   std::string StreamName(const Stream& stream) const;
 
@@ -153,10 +153,10 @@ class Node : public StreamHandler, public PeerLinkOwner {
 
   uint64_t next_stream_id_ = 1;
   std::unordered_map<uint64_t, Stream*> streams_;  // Accepted and outbound; not owned.
-  std::vector<uint64_t> dirty_;                     // Stream ids to flush this turn.
-  std::vector<Stream*> inbound_peers_;              // By peer index; nullptr if none.
-  std::vector<std::unique_ptr<PeerLink>> links_;    // By peer index; nullptr for self.
-  std::vector<core::Write> scratch_writes_;         // Reused for incoming batches.
+  std::vector<uint64_t> dirty_;                    // Stream ids to flush this turn.
+  std::vector<Stream*> inbound_peers_;             // By peer index; nullptr if none.
+  std::vector<std::unique_ptr<PeerLink>> links_;   // By peer index; nullptr for self.
+  std::vector<core::Write> scratch_writes_;        // Reused for incoming batches.
 
   // Durability. Outputs wait here, in order, for the fsync covering the
   // WAL offset they were produced at (fsync=always only).
@@ -167,8 +167,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
     core::Output out;
   };
   std::deque<Waiting> waiting_;
-  std::vector<core::Output> spare_outputs_;  // Recycled, capacity kept.
-  std::vector<wire::WriteFields> scratch_fields_;   // Reused for outgoing batches.
+  std::vector<core::Output> spare_outputs_;        // Recycled, capacity kept.
+  std::vector<wire::WriteFields> scratch_fields_;  // Reused for outgoing batches.
   uint64_t log_window_start_ms_ = 0;
   uint64_t log_lines_in_window_ = 0;
   uint64_t log_suppressed_ = 0;

@@ -9,7 +9,9 @@
 namespace kvd::io {
 
 Notifier::Notifier(uv_loop_t* loop, std::function<std::string()> summary)
-    : loop_(loop), summary_(std::move(summary)), enabled_(std::getenv("NOTIFY_SOCKET") != nullptr) {}
+    : loop_(loop),
+      summary_(std::move(summary)),
+      enabled_(std::getenv("NOTIFY_SOCKET") != nullptr) {}
 
 void Notifier::Start(uint64_t status_interval_ms) {
   if (!enabled_) return;

@@ -73,7 +73,9 @@ class Stream {
   // ReplyBuffer(slot) whenever it is ready, and ReplyDone(slot) releases
   // replies to output() in slot order.
   uint32_t TakeSlot(uint64_t request_id);
-  uint64_t request_id(uint32_t slot) const { return pending_replies_[slot - head_slot_].request_id; }
+  uint64_t request_id(uint32_t slot) const {
+    return pending_replies_[slot - head_slot_].request_id;
+  }
   std::string* ReplyBuffer(uint32_t slot);
   void ReplyDone(uint32_t slot);
   size_t open_slots() const { return pending_replies_.size(); }

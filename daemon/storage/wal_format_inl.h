@@ -28,8 +28,8 @@ ParseResult ParseRecords(std::string_view bytes, Visit visit) {
     }
     uint32_t payload_bytes = LoadU32(bytes.data() + offset);
     uint32_t crc = LoadU32(bytes.data() + offset + 4);
-    bool fits = payload_bytes <= kRecordPayloadBytesMax &&
-                payload_bytes <= left - kRecordHeaderBytes;
+    bool fits =
+        payload_bytes <= kRecordPayloadBytesMax && payload_bytes <= left - kRecordHeaderBytes;
     if (!fits) {
       // Past the end: a crash cut the record short (or its length word is
       // damaged, which looks the same and is handled the same).

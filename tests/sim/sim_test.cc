@@ -42,9 +42,8 @@ void RunBlock(const Block& block) {
     options.nodes = block.nodes;
     options.seed = seed;
     kvd::sim::Result result = kvd::sim::Run(options);
-    cr_assert(result.ok, "seed %llu with %u nodes failed; replay: %s\n%s",
-              (unsigned long long)seed, block.nodes, kvd::sim::ReplayCommand(options).c_str(),
-              result.failure.c_str());
+    cr_assert(result.ok, "seed %llu with %u nodes failed; replay: %s\n%s", (unsigned long long)seed,
+              block.nodes, kvd::sim::ReplayCommand(options).c_str(), result.failure.c_str());
     cr_assert_gt(result.operations, 0, "seed %llu recorded no operations",
                  (unsigned long long)seed);
   }

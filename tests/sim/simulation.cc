@@ -154,7 +154,8 @@ class Simulator {
     ++failures_;
   }
   void Log(const std::string& line) {
-    if (options_.verbose) std::fprintf(stderr, "%8llu %s\n", (unsigned long long)now_, line.c_str());
+    if (options_.verbose)
+      std::fprintf(stderr, "%8llu %s\n", (unsigned long long)now_, line.c_str());
   }
 
   struct Event {
@@ -180,8 +181,8 @@ class Simulator {
   bool clients_on_ = true;
 
   std::vector<std::unique_ptr<Replica>> replicas_;
-  std::vector<std::vector<Write>> disks_;       // Persisted records per node.
-  std::vector<VectorClock> shadow_clocks_;      // Last clock seen per node.
+  std::vector<std::vector<Write>> disks_;             // Persisted records per node.
+  std::vector<VectorClock> shadow_clocks_;            // Last clock seen per node.
   std::vector<std::vector<Connection>> connections_;  // [dialer][acceptor].
   std::vector<std::vector<bool>> cut_;
   std::vector<std::vector<bool>> held_;
@@ -191,8 +192,8 @@ class Simulator {
   std::vector<Session> sessions_;
   uint64_t next_token_ = 1;
   uint64_t next_write_id_ = 1;
-  std::unordered_map<uint64_t, PendingRequest> pending_;  // By token.
-  std::unordered_map<uint64_t, IssuedWrite> writes_;      // By id.
+  std::unordered_map<uint64_t, PendingRequest> pending_;                // By token.
+  std::unordered_map<uint64_t, IssuedWrite> writes_;                    // By id.
   std::map<std::pair<uint32_t, uint64_t>, uint64_t> write_by_version_;  // (origin, seq).
   std::unordered_map<std::string, std::vector<uint64_t>> writes_by_key_;
   checker::History history_;
@@ -268,8 +269,7 @@ void Simulator::StartNode(uint32_t node) {
   }
   if (!(replicas_[node]->clock() == shadow_clocks_[node])) {
     Fail("n" + std::to_string(node + 1) + ": restored clock " +
-         replicas_[node]->clock().ToString() + " != persisted " +
-         shadow_clocks_[node].ToString());
+         replicas_[node]->clock().ToString() + " != persisted " + shadow_clocks_[node].ToString());
   }
   for (uint32_t peer = 0; peer < n_; ++peer) {
     if (peer == node) continue;
@@ -366,8 +366,8 @@ void Simulator::CheckRecords(uint32_t node, const Output& out) {
   VectorClock& shadow = shadow_clocks_[node];
   for (const Write& record : out.records) {
     if (record.seq() != shadow[record.origin] + 1) {
-      Fail("n" + std::to_string(node + 1) + ": applied " + std::to_string(record.origin + 1) +
-           ":" + std::to_string(record.seq()) + " out of sequence at clock " + shadow.ToString());
+      Fail("n" + std::to_string(node + 1) + ": applied " + std::to_string(record.origin + 1) + ":" +
+           std::to_string(record.seq()) + " out of sequence at clock " + shadow.ToString());
     }
     for (uint32_t k = 0; k < n_; ++k) {
       if (k != record.origin && record.clock[k] > shadow[k]) {
@@ -484,7 +484,8 @@ void Simulator::Receive(uint32_t dialer, uint32_t acceptor, bool to_acceptor,
       status = replica.PeerAck(from, message.clock, now_);
       break;
   }
-  if (!status.ok()) Fail("n" + std::to_string(to + 1) + ": peer input refused: " + status.ToString());
+  if (!status.ok())
+    Fail("n" + std::to_string(to + 1) + ": peer input refused: " + status.ToString());
   Pump(to);
 }
 

@@ -39,7 +39,7 @@ struct Result {
   uint64_t buffered = 0;    // Writes that had to wait in a causal buffer.
   uint64_t duplicates = 0;  // Writes a node received again and dropped.
   uint64_t crashes = 0;
-  uint64_t forwarded = 0;   // Writes that reached a peer through a third node.
+  uint64_t forwarded = 0;  // Writes that reached a peer through a third node.
 };
 
 Result Run(const Options& options);
