@@ -1,6 +1,7 @@
 #include "tests/sim/simulation.h"
 
 #include <cstdio>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -89,6 +90,7 @@ class Simulator {
     config_.parked_requests_max = 64;
     replicas_.resize(n_);
     disks_.resize(n_);
+    incarnation_.assign(n_, 0);
     shadow_clocks_.assign(n_, VectorClock(n_));
     connections_.assign(n_, std::vector<Connection>(n_));
     cut_.assign(n_, std::vector<bool>(n_, false));
@@ -102,6 +104,24 @@ class Simulator {
   Result Run();
 
  private:
+  // The storage model: records reach `synced` only through a sync that
+  // takes virtual time; a crash keeps the synced records plus a random
+  // prefix of the unsynced ones. As with kvd's fsync=always, a Ready's
+  // replies and messages wait for the sync covering its records.
+  struct Held {
+    size_t records;  // Durable records needed before release.
+    std::vector<core::Reply> replies;
+    std::vector<VectorClock> served;  // Clock each reply was served at.
+    std::vector<PeerMessage> messages;
+    std::vector<uint32_t> resync_peers;
+  };
+  struct Disk {
+    std::vector<Write> synced;
+    std::vector<Write> unsynced;
+    bool syncing = false;
+    std::deque<Held> held;
+  };
+
   // --- Event queue -------------------------------------------------------
   void At(uint64_t time_ms, std::function<void()> action) {
     queue_.push({time_ms, next_event_seq_++, std::move(action)});
@@ -117,6 +137,8 @@ class Simulator {
   void CrashNode(uint32_t node);
   void Tick(uint32_t node);
   void Pump(uint32_t node);  // Ready() and execute its Output.
+  void StartSync(uint32_t node);
+  void Release(uint32_t node, Held& held);
   void CheckRecords(uint32_t node, const Output& out);
 
   // --- Network ------------------------------------------------------------
@@ -136,6 +158,7 @@ class Simulator {
   void ClientReply(uint32_t session, const core::Reply& reply, const VectorClock& node_clock);
   void NoteReplyLeaving(uint32_t node, const core::Reply& reply, const VectorClock& served_at);
   void RecordWrite(uint32_t session, uint64_t write_id, bool acknowledged);
+  void MarkExecuted(uint32_t node, const core::Reply& reply);
   uint64_t ResolveRead(const std::string& key, const core::Reply& reply,
                        const VectorClock& node_clock);
   uint64_t ResolveState(uint32_t node, const std::string& key);
@@ -181,7 +204,8 @@ class Simulator {
   bool clients_on_ = true;
 
   std::vector<std::unique_ptr<Replica>> replicas_;
-  std::vector<std::vector<Write>> disks_;             // Persisted records per node.
+  std::vector<Disk> disks_;
+  std::vector<uint64_t> incarnation_;                 // Bumped by each crash.
   std::vector<VectorClock> shadow_clocks_;            // Last clock seen per node.
   std::vector<std::vector<Connection>> connections_;  // [dialer][acceptor].
   std::vector<std::vector<bool>> cut_;
@@ -263,14 +287,17 @@ void Simulator::StartNode(uint32_t node) {
   ReplicaConfig config = config_;
   config.self = node;
   replicas_[node] = std::make_unique<Replica>(config);
-  for (const Write& record : disks_[node]) {
+  for (const Write& record : disks_[node].synced) {
     core::Status s = replicas_[node]->Restore(record, now_);
     if (!s.ok()) Fail("n" + std::to_string(node + 1) + ": restore: " + s.ToString());
   }
-  if (!(replicas_[node]->clock() == shadow_clocks_[node])) {
+  // What survived the crash: the restored clock may be behind what the
+  // node had applied (unsynced records lost), never ahead of it.
+  if (!shadow_clocks_[node].Dominates(replicas_[node]->clock())) {
     Fail("n" + std::to_string(node + 1) + ": restored clock " +
-         replicas_[node]->clock().ToString() + " != persisted " + shadow_clocks_[node].ToString());
+         replicas_[node]->clock().ToString() + " is ahead of " + shadow_clocks_[node].ToString());
   }
+  shadow_clocks_[node] = replicas_[node]->clock();
   for (uint32_t peer = 0; peer < n_; ++peer) {
     if (peer == node) continue;
     if (held_[node][peer]) replicas_[node]->HoldLink(peer);
@@ -285,7 +312,30 @@ void Simulator::StartNode(uint32_t node) {
 void Simulator::CrashNode(uint32_t node) {
   if (!alive(node)) return;
   ++result_.crashes;
-  Log("n" + std::to_string(node + 1) + " crashed");
+  Disk& disk = disks_[node];
+  size_t kept = rng_.Below(disk.unsynced.size() + 1);
+  Log("n" + std::to_string(node + 1) + " crashed; " + std::to_string(kept) + " of " +
+      std::to_string(disk.unsynced.size()) + " unsynced records survive");
+  disk.synced.insert(disk.synced.end(), disk.unsynced.begin(), disk.unsynced.begin() + kept);
+  disk.unsynced.clear();
+  // Held replies were never sent, but a local write whose record survived
+  // did take effect (its client will not hear of it): it joins the history
+  // as an unacknowledged write when its session gives up below.
+  uint64_t own_seq_on_disk = 0;
+  for (const Write& record : disk.synced) {
+    if (record.origin == node) own_seq_on_disk = std::max(own_seq_on_disk, record.seq());
+  }
+  for (const Held& held : disk.held) {
+    for (const core::Reply& reply : held.replies) {
+      if (reply.code == Code::kOk && reply.version.size() > 0 &&
+          reply.version[node] <= own_seq_on_disk) {
+        MarkExecuted(node, reply);
+      }
+    }
+  }
+  disk.held.clear();
+  disk.syncing = false;
+  ++incarnation_[node];
   replicas_[node].reset();
   for (uint32_t peer = 0; peer < n_; ++peer) {
     if (peer == node) continue;
@@ -321,35 +371,27 @@ void Simulator::Pump(uint32_t node) {
   Output& out = replica.Ready(now_);
   trace_.Add(replica.clock().Sum());
   CheckRecords(node, out);
-  // "fsync always": records are durable before anything else leaves.
-  for (const Write& record : out.records) disks_[node].push_back(record);
+  Disk& disk = disks_[node];
+  for (const Write& record : out.records) disk.unsynced.push_back(record);
   // The clock each reply was served at. Within one Ready, remote writes
   // are all delivered before any request runs, so the only thing that
   // moves the clock between replies is a local write, whose OK reply
   // follows it: walking back from the end, undo those.
+  Held held;
+  held.records = disk.synced.size() + disk.unsynced.size();
   VectorClock served_at = replica.clock();
-  std::vector<VectorClock> served(out.replies.size());
+  held.served.resize(out.replies.size());
   for (size_t i = out.replies.size(); i-- > 0;) {
-    served[i] = served_at;
+    held.served[i] = served_at;
     const core::Reply& reply = out.replies[i];
     auto it = pending_.find(reply.token);
     if (reply.code == Code::kOk && it != pending_.end() && it->second.write_id != 0) {
       served_at.Set(node, served_at[node] - 1);
     }
   }
-  for (size_t i = 0; i < out.replies.size(); ++i) NoteReplyLeaving(node, out.replies[i], served[i]);
-  for (PeerMessage& message : out.messages) {
-    uint32_t peer = message.peer;
-    if (message.type == PeerMessageType::kWriteBatch) {
-      Send(node, peer, /*to_acceptor=*/true, std::move(message));
-    } else {
-      Send(peer, node, /*to_acceptor=*/false, std::move(message));
-    }
-  }
-  for (uint32_t peer : out.resync_peers) {
-    Log("n" + std::to_string(node + 1) + " resyncs link from n" + std::to_string(peer + 1));
-    Break(peer, node);
-  }
+  held.replies = std::move(out.replies);
+  held.messages = std::move(out.messages);
+  held.resync_peers = std::move(out.resync_peers);
   for (const core::Event& event : out.events) {
     if (event.kind == core::Event::Kind::kBuffered) ++result_.buffered;
     if (event.kind == core::Event::Kind::kDuplicate) ++result_.duplicates;
@@ -357,6 +399,54 @@ void Simulator::Pump(uint32_t node) {
   if (replica.buffer().size() > config_.buffer_writes_max) {
     Fail("n" + std::to_string(node + 1) + ": buffer holds " +
          std::to_string(replica.buffer().size()) + " > bound");
+  }
+  if (disk.held.empty() && held.records <= disk.synced.size()) {
+    Release(node, held);
+  } else {
+    disk.held.push_back(std::move(held));
+    StartSync(node);
+  }
+}
+
+// An fdatasync: covers every record appended when it starts, completes
+// after a while, releases what waited for it.
+void Simulator::StartSync(uint32_t node) {
+  Disk& disk = disks_[node];
+  if (disk.syncing || disk.unsynced.empty()) return;
+  disk.syncing = true;
+  size_t target = disk.synced.size() + disk.unsynced.size();
+  uint64_t incarnation = incarnation_[node];
+  After(rng_.Between(0, 4), [this, node, target, incarnation] {
+    if (incarnation_[node] != incarnation) return;  // Crashed meanwhile.
+    Disk& disk = disks_[node];
+    disk.syncing = false;
+    size_t move = target - disk.synced.size();
+    disk.synced.insert(disk.synced.end(), disk.unsynced.begin(), disk.unsynced.begin() + move);
+    disk.unsynced.erase(disk.unsynced.begin(), disk.unsynced.begin() + move);
+    while (!disk.held.empty() && disk.held.front().records <= disk.synced.size()) {
+      Held held = std::move(disk.held.front());
+      disk.held.pop_front();
+      Release(node, held);
+    }
+    StartSync(node);
+  });
+}
+
+void Simulator::Release(uint32_t node, Held& held) {
+  for (size_t i = 0; i < held.replies.size(); ++i) {
+    NoteReplyLeaving(node, held.replies[i], held.served[i]);
+  }
+  for (PeerMessage& message : held.messages) {
+    uint32_t peer = message.peer;
+    if (message.type == PeerMessageType::kWriteBatch) {
+      Send(node, peer, /*to_acceptor=*/true, std::move(message));
+    } else {
+      Send(peer, node, /*to_acceptor=*/false, std::move(message));
+    }
+  }
+  for (uint32_t peer : held.resync_peers) {
+    Log("n" + std::to_string(node + 1) + " resyncs link from n" + std::to_string(peer + 1));
+    Break(peer, node);
   }
 }
 
@@ -549,22 +639,28 @@ void Simulator::ClientOperation(uint32_t s) {
   });
 }
 
+// The write behind an OK reply took effect at `node`: remember its identity
+// (origin, seq) and clock for the history and the read oracle.
+void Simulator::MarkExecuted(uint32_t node, const core::Reply& reply) {
+  auto it = pending_.find(reply.token);
+  if (it == pending_.end() || it->second.write_id == 0 || reply.code != Code::kOk) return;
+  IssuedWrite& write = writes_[it->second.write_id];
+  if (write.executed) return;
+  write.executed = true;
+  write.clock = reply.version;
+  write.origin = node;
+  write_by_version_[{node, reply.version[node]}] = write.id;
+  writes_by_key_[write.key].push_back(write.id);
+}
+
 // A reply leaves node `node`. Writes are identified by their version here,
 // whether or not the client receives the reply.
 void Simulator::NoteReplyLeaving(uint32_t node, const core::Reply& reply,
                                  const VectorClock& served_at) {
   auto it = pending_.find(reply.token);
   if (it == pending_.end()) return;
-  PendingRequest& request = it->second;
-  uint32_t s = request.session;
-  if (request.write_id != 0 && reply.code == Code::kOk) {
-    IssuedWrite& write = writes_[request.write_id];
-    write.executed = true;
-    write.clock = reply.version;
-    write.origin = node;
-    write_by_version_[{node, reply.version[node]}] = write.id;
-    writes_by_key_[write.key].push_back(write.id);
-  }
+  uint32_t s = it->second.session;
+  MarkExecuted(node, reply);
   VectorClock node_clock = served_at;
   core::Reply copy = reply;
   bool lost = faults_on_ && rng_.Chance(5);  // The client's connection drops.
@@ -746,6 +842,7 @@ bool Simulator::Quiet() const {
   if (in_flight_ > 0) return false;
   for (uint32_t node = 0; node < n_; ++node) {
     if (!alive(node) || replicas_[node]->buffer().size() > 0) return false;
+    if (!disks_[node].held.empty()) return false;
     if (!(replicas_[node]->clock() == replicas_[0]->clock())) return false;
   }
   return true;
