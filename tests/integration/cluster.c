@@ -30,6 +30,7 @@
 static kvt_node g_nodes[KVT_NODES_MAX];
 static int g_size;
 static char g_cluster_arg[KVT_NODES_MAX * 40];
+static kvt_options g_options; /* as given to kvt_start_with, for restarts */
 static int g_stopped_cleanly; /* kvt_stop() succeeded: no log dump needed */
 static int g_atexit_registered;
 
@@ -135,7 +136,8 @@ static void SpawnNode(kvt_node* node, const kvt_options* options) {
     /* The node dies with the test process, even if the test crashes. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(127);
-    int log = open(node->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+    /* A restarted node appends to the log of its earlier lives. */
+    int log = open(node->log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     int null = open("/dev/null", O_RDWR);
     if (log < 0 || null < 0) _exit(127);
     dup2(null, 0);
@@ -319,6 +321,18 @@ static int AllReady(int* exited) {
 
 static void AtExit(void) { kvt_cleanup(); }
 
+void kvt_kill_node(int id) {
+  kvt_node* node = kvt_node_at(id);
+  cr_assert(node->pid > 0, "n%d is not running", id);
+  KillNode(node);
+}
+
+void kvt_restart_node(int id) {
+  kvt_node* node = kvt_node_at(id);
+  cr_assert(node->pid == 0, "n%d is still running", id);
+  SpawnNode(node, &g_options);
+}
+
 /* One attempt; returns 1 when ready, 0 when a node lost its port race (the
  * caller retries on new ports). Asserts on any other failure. */
 static int TryStart(const kvt_options* options) {
@@ -368,6 +382,7 @@ static int TryStart(const kvt_options* options) {
 
 void kvt_start_with(const kvt_options* options) {
   cr_assert(g_size == 0, "one cluster per test");
+  g_options = *options;
   if (!g_atexit_registered) {
     atexit(AtExit);
     g_atexit_registered = 1;

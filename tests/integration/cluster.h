@@ -90,6 +90,11 @@ void kvt_status(int id, kv_node_status* out);
 /* Holds (1) or releases (0) replication from node `from` to node `to`. */
 void kvt_link(int from, int to, int hold);
 
+/* SIGKILLs node `id` (no clean shutdown: a crash) and reaps it. */
+void kvt_kill_node(int id);
+/* Starts node `id` again with the same flags, port and data directory
+ * (after kvt_kill_node or kvt_stop_node); its log is appended to. */
+void kvt_restart_node(int id);
 /* SIGSTOP / SIGCONT one node. */
 void kvt_pause(int id);
 void kvt_resume(int id);
