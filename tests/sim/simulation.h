@@ -23,12 +23,17 @@ namespace kvd::sim {
 struct Options {
   uint64_t seed = 1;
   uint32_t nodes = 3;
-  uint32_t sessions = 3;
+  uint32_t sessions = 3;         // Move between nodes, carry their context.
+  uint32_t sticky_sessions = 2;  // Stay on one node, send no context.
   uint32_t keys = 4;
   uint64_t client_phase_ms = 2000;  // Virtual time with traffic and faults.
   uint64_t settle_ms_max = 120000;  // Bound on the heal-and-quiesce phase.
   bool faults = true;
   bool verbose = false;  // Print every step to stderr.
+  // Step-by-step invariants (causal delivery, clocks never going back).
+  // Off, only the end-of-run checks and the history checker judge a run:
+  // the planted-bug tests use that to show the checker alone catches bugs.
+  bool invariants = true;
 };
 
 struct Result {
