@@ -16,7 +16,7 @@ DEB_PACKAGES := build-essential cmake pkg-config clang-format \
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build asan test test-fast run demo format format-check clean
+.PHONY: all deps build asan test test-fast run demo bench bench-micro format format-check clean
 
 all: build
 
@@ -67,6 +67,14 @@ run: build
 
 demo: build
 	@./scripts/demo.sh $(BUILD_DIR)
+
+# kvd against Redis and a bare libuv loop on this machine (see bench/README.md).
+bench: build
+	bench/compare.sh --build $(BUILD_DIR)
+
+bench-micro: build
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target bench_micro
+	$(BUILD_DIR)/bench/bench_micro
 
 FORMAT_FILES = $(shell git ls-files '*.h' '*.cc' '*.c' 2>/dev/null)
 

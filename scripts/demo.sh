@@ -15,7 +15,8 @@ work=$(mktemp -d)
 ctx=$work/session.json
 trap '"$kvctl" --admin "$a1" link release 3 >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 run() {
   printf '$ kvctl %s\n' "$*"
   "$kvctl" "$@"

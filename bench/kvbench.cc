@@ -1,0 +1,801 @@
+// kvbench: a closed-loop load generator for kvd, Redis and uv_ceiling.
+//
+// One libuv loop on one thread, like the daemon. Each of C connections keeps
+// exactly P requests in flight: every reply is verified, recorded and
+// replaced by a new request. Requests produced during a loop turn are sent
+// with one uv_write per connection, from one place (OnCheck), so the client
+// makes as few syscalls as the server it measures.
+//
+// Phases: optional preload (PUT every key once), warm-up (load, nothing
+// recorded), measurement (throughput and latency recorded), then the
+// connections are closed and the report printed (text, or JSON with --json).
+//
+// Protocols:
+//   kv       kvd frames (schema/PROTOCOL.md): PutRequest/GetRequest, replies
+//            decoded by kvwire's FrameDecoder, checked by CheckEnvelope, and
+//            matched by request id and status.
+//   resp     Redis SET/GET over RESP2, replies parsed and checked.
+//   ceiling  kvd frames to uv_ceiling, which answers every frame with the
+//            same pre-encoded OK Reply: verified like kv, but the request id
+//            is not matched (the ceiling does not read requests).
+#include <uv.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "bench/histogram.h"
+#include "schema/check.h"
+#include "schema/encoder.h"
+#include "schema/frame.h"
+
+namespace kvbench {
+namespace {
+
+enum class Protocol { kKv, kResp, kCeiling };
+
+struct Options {
+  int connections = 50;
+  int pipeline = 1;
+  uint64_t keys = 100000;
+  double zipf = 0.0;  // 0: uniform.
+  size_t value_size = 100;
+  double read_ratio = 0.0;
+  double duration_s = 5.0;
+  double warmup_s = 1.0;
+  bool preload = false;
+  std::vector<std::string> nodes = {"127.0.0.1:7001"};
+  Protocol protocol = Protocol::kKv;
+  bool json = false;
+  bool quiet = false;
+  uint64_t seed = 1;
+};
+
+enum class Phase { kConnecting, kPreload, kWarmup, kMeasure, kDone };
+
+const char* PhaseName(Phase phase) {
+  switch (phase) {
+    case Phase::kConnecting:
+      return "connect";
+    case Phase::kPreload:
+      return "preload";
+    case Phase::kWarmup:
+      return "warmup";
+    case Phase::kMeasure:
+      return "measure";
+    case Phase::kDone:
+      return "done";
+  }
+  return "?";
+}
+
+// splitmix64: fast, good enough for picking keys and operations.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  double NextUnit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t state_;
+};
+
+// Picks key indexes 0..keys-1, uniformly or Zipf-distributed with exponent
+// s (rank 0 the hottest), by binary search in a precomputed CDF.
+class KeyChooser {
+ public:
+  KeyChooser(uint64_t keys, double zipf) : keys_(keys) {
+    if (zipf <= 0.0) return;
+    cdf_.resize(keys);
+    double sum = 0.0;
+    for (uint64_t i = 0; i < keys; ++i) {
+      sum += 1.0 / std::pow(static_cast<double>(i + 1), zipf);
+      cdf_[i] = sum;
+    }
+    for (double& c : cdf_) c /= sum;
+  }
+  uint64_t Next(Rng& rng) const {
+    if (cdf_.empty()) return rng.Next() % keys_;
+    auto it = std::lower_bound(cdf_.begin(), cdf_.end(), rng.NextUnit());
+    return std::min<uint64_t>(static_cast<uint64_t>(it - cdf_.begin()), keys_ - 1);
+  }
+
+ private:
+  uint64_t keys_;
+  std::vector<double> cdf_;
+};
+
+// "key:000000012345", the shape redis-benchmark uses, 16 bytes.
+class KeyName {
+ public:
+  std::string_view Format(uint64_t index) {
+    for (size_t i = sizeof(buf_) - 1; i >= 4; --i) {
+      buf_[i] = static_cast<char>('0' + index % 10);
+      index /= 10;
+    }
+    return {buf_, sizeof(buf_)};
+  }
+
+ private:
+  char buf_[16] = {'k', 'e', 'y', ':'};
+};
+
+struct Stats {
+  LatencyHistogram latency;
+  uint64_t completed = 0;
+  uint64_t gets = 0;
+  uint64_t puts = 0;
+  uint64_t not_found = 0;
+  uint64_t errors = 0;
+  void Reset() { *this = Stats(); }
+};
+
+class Bench;
+
+// One client connection: its socket, its in-flight requests (in order) and
+// the bytes waiting to be written.
+class Connection {
+ public:
+  Connection(Bench* bench, int index, const sockaddr_in& addr);
+  void Start(uv_loop_t* loop);
+  void Close();
+
+  // Tops the connection up to P requests in flight; bytes go to out_.
+  void Refill(uint64_t now_ns);
+  // Sends out_ if no write is in progress (called once per loop turn).
+  void Flush();
+  bool open() const { return open_; }
+  size_t in_flight() const { return in_flight_.size(); }
+
+  static void OnConnect(uv_connect_t* req, int status);
+  static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
+  static void OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf);
+  static void OnWrite(uv_write_t* req, int status);
+  static void OnClose(uv_handle_t* handle);
+
+ private:
+  struct Pending {
+    uint64_t request_id;
+    uint64_t sent_ns;
+    bool is_get;
+  };
+
+  void HandleConnect(int status);
+  void HandleRead(ssize_t nread, const uv_buf_t* buf);
+  void HandleWrite(int status);
+  void Fail(const char* what, const std::string& detail);
+  // Verifies and accounts one reply; false if the stream is broken.
+  bool OnKvFrame(const kvd::wire::Frame& frame, uint64_t now_ns);
+  // Parses RESP replies from in_; false if the stream is broken.
+  bool ParseResp(uint64_t now_ns);
+  void Complete(const Pending& pending, bool ok, bool not_found, uint64_t now_ns);
+  bool NextRequest(uint64_t now_ns);
+
+  Bench* bench_;
+  int index_;
+  sockaddr_in addr_;
+  uv_tcp_t tcp_;
+  uv_connect_t connect_req_;
+  uv_write_t write_req_;
+  bool open_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  uint64_t next_id_ = 1;
+  uint64_t preload_next_;  // Next key this connection preloads.
+  std::deque<Pending> in_flight_;
+  std::string out_;      // Encoded, not yet handed to libuv.
+  std::string sending_;  // Handed to libuv, write in progress.
+  char read_buf_[64 * 1024];
+  kvd::wire::FrameDecoder decoder_{kvd::wire::kFrameBytesMaxDefault};
+  std::string in_;  // RESP bytes not parsed yet.
+  size_t in_pos_ = 0;
+};
+
+class Bench {
+ public:
+  explicit Bench(Options options)
+      : options_(std::move(options)),
+        chooser_(options_.keys, options_.zipf),
+        rng_(options_.seed),
+        value_(options_.value_size, 'x') {}
+
+  int Run();
+
+  // Called by connections.
+  const Options& options() const { return options_; }
+  Phase phase() const { return phase_; }
+  Stats& stats() { return stats_; }
+  kvd::wire::Encoder& encoder() { return encoder_; }
+  Rng& rng() { return rng_; }
+  const KeyChooser& chooser() const { return chooser_; }
+  KeyName& key_name() { return key_name_; }
+  const std::string& value() const { return value_; }
+  const kvd::wire::Limits& limits() const { return limits_; }
+  void MarkDirty(Connection* conn) { dirty_.push_back(conn); }
+  void ConnectionUp();
+  void ConnectionDown();
+  // Preload bookkeeping: a connection finished its share.
+  void PreloadDone();
+
+  static void OnCheck(uv_check_t* handle);
+  static void OnTick(uv_timer_t* handle);
+  static void OnPhaseEnd(uv_timer_t* handle);
+
+ private:
+  void HandleCheck();
+  void HandleTick();
+  void HandlePhaseEnd();
+  void EnterPhase(Phase phase);
+  void StartLoad();
+  void Finish();
+  void Report() const;
+
+  Options options_;
+  KeyChooser chooser_;
+  Rng rng_;
+  KeyName key_name_;
+  std::string value_;
+  kvd::wire::Encoder encoder_;
+  kvd::wire::Limits limits_;
+  uv_loop_t loop_;
+  uv_check_t check_;
+  uv_timer_t tick_;
+  uv_timer_t phase_timer_;
+  std::vector<std::unique_ptr<Connection>> conns_;
+  std::vector<Connection*> dirty_;
+  Phase phase_ = Phase::kConnecting;
+  int up_ = 0;
+  int down_ = 0;
+  int preload_pending_ = 0;
+  Stats stats_;
+  uint64_t phase_start_ns_ = 0;
+  uint64_t measure_ns_ = 0;
+  uint64_t tick_completed_ = 0;
+  uint64_t preload_start_ns_ = 0;
+  double preload_s_ = 0.0;
+  bool failed_ = false;
+};
+
+// ------------------------------------------------------------ Connection --
+
+Connection::Connection(Bench* bench, int index, const sockaddr_in& addr)
+    : bench_(bench), index_(index), addr_(addr), preload_next_(static_cast<uint64_t>(index)) {
+  tcp_.data = this;
+  connect_req_.data = this;
+  write_req_.data = this;
+}
+
+void Connection::Start(uv_loop_t* loop) {
+  int rc = uv_tcp_init(loop, &tcp_);
+  if (rc != 0) {
+    std::fprintf(stderr, "kvbench: uv_tcp_init: %s\n", uv_err_name(rc));
+    std::exit(1);
+  }
+  uv_tcp_nodelay(&tcp_, 1);
+  rc = uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&addr_), OnConnect);
+  if (rc != 0) {
+    Fail("connect", uv_err_name(rc));
+  }
+}
+
+void Connection::OnConnect(uv_connect_t* req, int status) {
+  static_cast<Connection*>(req->data)->HandleConnect(status);
+}
+
+void Connection::HandleConnect(int status) {
+  if (status != 0) {
+    Fail("connect", uv_err_name(status));
+    return;
+  }
+  int rc = uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), OnAlloc, OnRead);
+  if (rc != 0) {
+    Fail("read_start", uv_err_name(rc));
+    return;
+  }
+  open_ = true;
+  bench_->ConnectionUp();
+}
+
+void Connection::OnAlloc(uv_handle_t* handle, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<Connection*>(handle->data);
+  *buf = uv_buf_init(self->read_buf_, sizeof(self->read_buf_));
+}
+
+void Connection::OnRead(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) {
+  static_cast<Connection*>(stream->data)->HandleRead(nread, buf);
+}
+
+void Connection::HandleRead(ssize_t nread, const uv_buf_t* buf) {
+  if (nread == 0) return;  // EAGAIN, not EOF.
+  if (nread < 0) {
+    Fail("read", uv_err_name(static_cast<int>(nread)));
+    return;
+  }
+  const uint64_t now_ns = uv_hrtime();
+  if (bench_->options().protocol == Protocol::kResp) {
+    in_.append(buf->base, static_cast<size_t>(nread));
+    if (!ParseResp(now_ns)) return;
+  } else {
+    decoder_.Feed(buf->base, static_cast<size_t>(nread));
+    for (;;) {
+      kvd::wire::DecodeResult r = decoder_.Next();
+      if (r.kind == kvd::wire::DecodeResult::Kind::kNeedMore) break;
+      if (r.kind == kvd::wire::DecodeResult::Kind::kError) {
+        Fail("decode", r.error.message);
+        return;
+      }
+      if (!OnKvFrame(r.frame, now_ns)) return;
+    }
+  }
+  Refill(now_ns);
+}
+
+bool Connection::OnKvFrame(const kvd::wire::Frame& frame, uint64_t now_ns) {
+  namespace fb = kvd::fb;
+  if (in_flight_.empty()) {
+    Fail("reply", "unexpected frame with nothing in flight");
+    return false;
+  }
+  if (auto bad = kvd::wire::CheckEnvelope(*frame.envelope, bench_->limits())) {
+    Fail("reply", bad->message);
+    return false;
+  }
+  const Pending pending = in_flight_.front();
+  in_flight_.pop_front();
+  const fb::Reply* reply = frame.envelope->message_as_Reply();
+  if (reply == nullptr) {
+    Fail("reply",
+         std::string("not a Reply: ") + fb::EnumNameMessage(frame.envelope->message_type()));
+    return false;
+  }
+  if (bench_->options().protocol == Protocol::kKv &&
+      frame.envelope->request_id() != pending.request_id) {
+    Fail("reply", "request id " + std::to_string(frame.envelope->request_id()) + ", expected " +
+                      std::to_string(pending.request_id));
+    return false;
+  }
+  const fb::Status status = reply->status();
+  const bool not_found = pending.is_get && status == fb::Status::NOT_FOUND;
+  const bool ok = status == fb::Status::OK || not_found;
+  if (!ok && bench_->stats().errors < 5) {
+    std::fprintf(stderr, "kvbench: conn %d: reply %s: %s\n", index_, fb::EnumNameStatus(status),
+                 reply->message() ? reply->message()->c_str() : "");
+  }
+  Complete(pending, ok, not_found, now_ns);
+  return true;
+}
+
+// RESP2 replies to SET and GET: "+OK\r\n", "-ERR ...\r\n", "$-1\r\n" (nil)
+// or "$<len>\r\n<bytes>\r\n". Anything else breaks the stream.
+bool Connection::ParseResp(uint64_t now_ns) {
+  for (;;) {
+    const std::string_view rest(in_.data() + in_pos_, in_.size() - in_pos_);
+    const size_t eol = rest.find("\r\n");
+    if (eol == std::string_view::npos) break;
+    if (in_flight_.empty()) {
+      Fail("reply", "unexpected RESP reply with nothing in flight");
+      return false;
+    }
+    const char type = rest[0];
+    const std::string_view line = rest.substr(1, eol - 1);
+    size_t consumed = eol + 2;
+    bool ok = false;
+    bool not_found = false;
+    const Pending& pending = in_flight_.front();
+    if (type == '+') {
+      ok = !pending.is_get && line == "OK";
+    } else if (type == '-') {
+      if (bench_->stats().errors < 5) {
+        std::fprintf(stderr, "kvbench: conn %d: %.*s\n", index_, static_cast<int>(line.size()),
+                     line.data());
+      }
+    } else if (type == '$') {
+      if (line == "-1") {
+        ok = not_found = pending.is_get;
+      } else {
+        char* end = nullptr;
+        const std::string line_copy(line);
+        const long len = std::strtol(line_copy.c_str(), &end, 10);
+        if (end == line_copy.c_str() || *end != '\0' || len < 0 || len > (64 << 20)) {
+          Fail("reply", "bad RESP bulk length");
+          return false;
+        }
+        const size_t need = consumed + static_cast<size_t>(len) + 2;
+        if (rest.size() < need) break;  // Wait for the rest of the bulk.
+        if (rest.substr(need - 2, 2) != "\r\n") {
+          Fail("reply", "RESP bulk not terminated");
+          return false;
+        }
+        consumed = need;
+        ok = pending.is_get;
+      }
+    } else {
+      Fail("reply", std::string("unexpected RESP type '") + type + "'");
+      return false;
+    }
+    const Pending done = pending;
+    in_flight_.pop_front();
+    in_pos_ += consumed;
+    Complete(done, ok, not_found, now_ns);
+  }
+  // Compact once the parsed prefix is large; keeps appends amortised O(1).
+  if (in_pos_ == in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  } else if (in_pos_ > 32 * 1024) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+  return true;
+}
+
+void Connection::Complete(const Pending& pending, bool ok, bool not_found, uint64_t now_ns) {
+  const Phase phase = bench_->phase();
+  if (phase == Phase::kPreload) {
+    if (!ok) ++bench_->stats().errors;
+    return;
+  }
+  if (phase != Phase::kMeasure) return;
+  Stats& stats = bench_->stats();
+  if (!ok) {
+    ++stats.errors;
+    return;
+  }
+  ++stats.completed;
+  if (pending.is_get) ++stats.gets;
+  if (!pending.is_get) ++stats.puts;
+  if (not_found) ++stats.not_found;
+  stats.latency.Record(now_ns - pending.sent_ns);
+}
+
+void Connection::Refill(uint64_t now_ns) {
+  if (!open_ || closing_) return;
+  const size_t before = out_.size();
+  while (in_flight_.size() < static_cast<size_t>(bench_->options().pipeline)) {
+    if (!NextRequest(now_ns)) break;
+  }
+  if (out_.size() != before && !writing_) bench_->MarkDirty(this);
+}
+
+// Encodes one request into out_; false if there is nothing to send (load
+// stopped, or this connection's preload share is done).
+bool Connection::NextRequest(uint64_t now_ns) {
+  const Options& opt = bench_->options();
+  const Phase phase = bench_->phase();
+  uint64_t key_index = 0;
+  bool is_get = false;
+  if (phase == Phase::kPreload) {
+    if (preload_next_ >= opt.keys) {
+      if (in_flight_.empty() && preload_next_ != UINT64_MAX) {
+        preload_next_ = UINT64_MAX;
+        bench_->PreloadDone();
+      }
+      return false;
+    }
+    key_index = preload_next_;
+    preload_next_ += static_cast<uint64_t>(opt.connections);
+  } else if (phase == Phase::kWarmup || phase == Phase::kMeasure) {
+    key_index = bench_->chooser().Next(bench_->rng());
+    is_get = opt.read_ratio > 0.0 && bench_->rng().NextUnit() < opt.read_ratio;
+  } else {
+    return false;
+  }
+  const std::string_view key = bench_->key_name().Format(key_index);
+  const uint64_t id = next_id_++;
+  if (opt.protocol == Protocol::kResp) {
+    if (is_get) {
+      out_ += "*2\r\n$3\r\nGET\r\n$";
+    } else {
+      out_ += "*3\r\n$3\r\nSET\r\n$";
+    }
+    out_ += std::to_string(key.size());
+    out_ += "\r\n";
+    out_ += key;
+    out_ += "\r\n";
+    if (!is_get) {
+      out_ += '$';
+      out_ += std::to_string(bench_->value().size());
+      out_ += "\r\n";
+      out_ += bench_->value();
+      out_ += "\r\n";
+    }
+  } else if (is_get) {
+    bench_->encoder().Encode(id, kvd::wire::GetRequestFields{.key = key}, &out_);
+  } else {
+    bench_->encoder().Encode(id, kvd::wire::PutRequestFields{.key = key, .value = bench_->value()},
+                             &out_);
+  }
+  in_flight_.push_back({id, now_ns, is_get});
+  return true;
+}
+
+void Connection::Flush() {
+  if (!open_ || closing_ || writing_ || out_.empty()) return;
+  sending_.swap(out_);
+  out_.clear();
+  uv_buf_t buf = uv_buf_init(sending_.data(), static_cast<unsigned>(sending_.size()));
+  int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, OnWrite);
+  if (rc != 0) {
+    Fail("write", uv_err_name(rc));
+    return;
+  }
+  writing_ = true;
+}
+
+void Connection::OnWrite(uv_write_t* req, int status) {
+  static_cast<Connection*>(req->data)->HandleWrite(status);
+}
+
+void Connection::HandleWrite(int status) {
+  writing_ = false;
+  if (status != 0) {
+    if (status != UV_ECANCELED) Fail("write", uv_err_name(status));
+    return;
+  }
+  if (!out_.empty()) bench_->MarkDirty(this);
+}
+
+void Connection::Fail(const char* what, const std::string& detail) {
+  if (closing_) return;
+  std::fprintf(stderr, "kvbench: conn %d: %s: %s, closing\n", index_, what, detail.c_str());
+  ++bench_->stats().errors;
+  Close();
+  bench_->ConnectionDown();
+}
+
+void Connection::Close() {
+  if (closing_) return;
+  closing_ = true;
+  open_ = false;
+  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), OnClose);
+}
+
+void Connection::OnClose(uv_handle_t*) {}
+
+// ----------------------------------------------------------------- Bench --
+
+void Bench::OnCheck(uv_check_t* handle) { static_cast<Bench*>(handle->data)->HandleCheck(); }
+void Bench::OnTick(uv_timer_t* handle) { static_cast<Bench*>(handle->data)->HandleTick(); }
+void Bench::OnPhaseEnd(uv_timer_t* handle) { static_cast<Bench*>(handle->data)->HandlePhaseEnd(); }
+
+// Once per loop turn, after all reads of the turn: one write per connection.
+void Bench::HandleCheck() {
+  for (Connection* conn : dirty_) conn->Flush();
+  dirty_.clear();
+}
+
+void Bench::ConnectionUp() {
+  if (++up_ < options_.connections) return;
+  if (options_.preload) {
+    preload_pending_ = options_.connections;
+    preload_start_ns_ = uv_hrtime();
+    EnterPhase(Phase::kPreload);
+  } else {
+    EnterPhase(Phase::kWarmup);
+  }
+}
+
+void Bench::ConnectionDown() {
+  ++down_;
+  failed_ = true;
+  // Any failure while connecting is fatal; later, carry on while some live.
+  if (phase_ == Phase::kConnecting || down_ >= up_) {
+    std::fprintf(stderr, "kvbench: giving up: %d of %d connections failed\n", down_,
+                 options_.connections);
+    Finish();
+  }
+}
+
+void Bench::PreloadDone() {
+  if (--preload_pending_ > 0) return;
+  preload_s_ = static_cast<double>(uv_hrtime() - preload_start_ns_) / 1e9;
+  if (!options_.quiet) {
+    std::fprintf(stderr, "kvbench: preloaded %" PRIu64 " keys in %.2f s\n", options_.keys,
+                 preload_s_);
+  }
+  EnterPhase(Phase::kWarmup);
+}
+
+void Bench::EnterPhase(Phase phase) {
+  phase_ = phase;
+  phase_start_ns_ = uv_hrtime();
+  tick_completed_ = 0;
+  stats_.Reset();
+  uv_timer_stop(&phase_timer_);
+  if (phase == Phase::kWarmup) {
+    if (options_.warmup_s <= 0.0) {
+      EnterPhase(Phase::kMeasure);
+      return;
+    }
+    uv_timer_start(&phase_timer_, OnPhaseEnd, static_cast<uint64_t>(options_.warmup_s * 1000), 0);
+  } else if (phase == Phase::kMeasure) {
+    uv_timer_start(&phase_timer_, OnPhaseEnd, static_cast<uint64_t>(options_.duration_s * 1000), 0);
+  }
+  StartLoad();
+}
+
+// Connections that had nothing to send (start, or the preload finishing)
+// start again; the others carry on from their replies.
+void Bench::StartLoad() {
+  const uint64_t now_ns = uv_hrtime();
+  for (auto& conn : conns_) conn->Refill(now_ns);
+}
+
+void Bench::HandlePhaseEnd() {
+  if (phase_ == Phase::kWarmup) {
+    EnterPhase(Phase::kMeasure);
+  } else if (phase_ == Phase::kMeasure) {
+    measure_ns_ = uv_hrtime() - phase_start_ns_;
+    phase_ = Phase::kDone;
+    Finish();
+  }
+}
+
+void Bench::HandleTick() {
+  if (options_.quiet || phase_ == Phase::kConnecting) return;
+  const uint64_t done = phase_ == Phase::kPreload ? 0 : stats_.completed;
+  std::fprintf(stderr,
+               "kvbench: [%5.1fs] %-7s %9" PRIu64
+               " req/s  p50 %7.1f us  p99 %7.1f us  errors %" PRIu64 "\n",
+               static_cast<double>(uv_hrtime() - phase_start_ns_) / 1e9, PhaseName(phase_),
+               done - tick_completed_, static_cast<double>(stats_.latency.ValueAt(0.5)) / 1e3,
+               static_cast<double>(stats_.latency.ValueAt(0.99)) / 1e3, stats_.errors);
+  tick_completed_ = done;
+}
+
+void Bench::Finish() {
+  if (phase_ != Phase::kDone) {
+    measure_ns_ = uv_hrtime() - phase_start_ns_;
+    phase_ = Phase::kDone;
+  }
+  uv_timer_stop(&tick_);
+  uv_timer_stop(&phase_timer_);
+  uv_stop(&loop_);
+}
+
+int Bench::Run() {
+  std::vector<sockaddr_in> addrs;
+  for (const std::string& node : options_.nodes) {
+    const size_t colon = node.rfind(':');
+    sockaddr_in addr{};
+    if (colon == std::string::npos ||
+        uv_ip4_addr(node.substr(0, colon).c_str(), std::atoi(node.c_str() + colon + 1), &addr) !=
+            0) {
+      std::fprintf(stderr, "kvbench: bad node address '%s' (want IPv4:PORT)\n", node.c_str());
+      return 2;
+    }
+    addrs.push_back(addr);
+  }
+  int rc = uv_loop_init(&loop_);
+  if (rc != 0) {
+    std::fprintf(stderr, "kvbench: uv_loop_init: %s\n", uv_err_name(rc));
+    return 1;
+  }
+  uv_check_init(&loop_, &check_);
+  check_.data = this;
+  uv_check_start(&check_, OnCheck);
+  uv_timer_init(&loop_, &tick_);
+  tick_.data = this;
+  uv_timer_start(&tick_, OnTick, 1000, 1000);
+  uv_timer_init(&loop_, &phase_timer_);
+  phase_timer_.data = this;
+  for (int i = 0; i < options_.connections; ++i) {
+    conns_.push_back(std::make_unique<Connection>(this, i, addrs[i % addrs.size()]));
+  }
+  for (auto& conn : conns_) conn->Start(&loop_);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+
+  // Tear down: close every handle and let the close callbacks run.
+  for (auto& conn : conns_) conn->Close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&phase_timer_), nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+
+  Report();
+  if (failed_ || stats_.errors > 0 || stats_.completed == 0) return 1;
+  return 0;
+}
+
+void Bench::Report() const {
+  const double seconds = static_cast<double>(measure_ns_) / 1e9;
+  const double rps = seconds > 0 ? static_cast<double>(stats_.completed) / seconds : 0.0;
+  const LatencyHistogram& h = stats_.latency;
+  auto us = [&](double q) { return static_cast<double>(h.ValueAt(q)) / 1e3; };
+  const char* protocol = options_.protocol == Protocol::kKv     ? "kv"
+                         : options_.protocol == Protocol::kResp ? "resp"
+                                                                : "ceiling";
+  if (options_.json) {
+    std::string nodes;
+    for (const std::string& n : options_.nodes) nodes += (nodes.empty() ? "\"" : ",\"") + n + "\"";
+    std::printf(
+        "{\"protocol\": \"%s\", \"nodes\": [%s], \"connections\": %d, \"pipeline\": %d, "
+        "\"keys\": %" PRIu64
+        ", \"zipf\": %g, \"value_size\": %zu, \"read_ratio\": %g, "
+        "\"preload_s\": %.3f, \"duration_s\": %.3f, \"requests\": %" PRIu64 ", \"gets\": %" PRIu64
+        ", \"puts\": %" PRIu64 ", \"not_found\": %" PRIu64 ", \"errors\": %" PRIu64
+        ", \"throughput_rps\": %.1f, \"latency_us\": {\"mean\": %.1f, \"p50\": %.1f, \"p90\": "
+        "%.1f, \"p99\": %.1f, \"p999\": %.1f, \"max\": %.1f}}\n",
+        protocol, nodes.c_str(), options_.connections, options_.pipeline, options_.keys,
+        options_.zipf, options_.value_size, options_.read_ratio, preload_s_, seconds,
+        stats_.completed, stats_.gets, stats_.puts, stats_.not_found, stats_.errors, rps,
+        h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
+        static_cast<double>(h.max_ns()) / 1e3);
+    return;
+  }
+  std::printf("protocol %s, %d connections x pipeline %d, %" PRIu64
+              " keys, %zu-byte values, read ratio %g\n",
+              protocol, options_.connections, options_.pipeline, options_.keys, options_.value_size,
+              options_.read_ratio);
+  std::printf("requests %" PRIu64 " in %.2f s: %.0f req/s (gets %" PRIu64 ", puts %" PRIu64
+              ", not found %" PRIu64 "), errors %" PRIu64 "\n",
+              stats_.completed, seconds, rps, stats_.gets, stats_.puts, stats_.not_found,
+              stats_.errors);
+  std::printf("latency us: mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
+              h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
+              static_cast<double>(h.max_ns()) / 1e3);
+}
+
+int Main(int argc, char** argv) {
+  Options opt;
+  std::string nodes = "127.0.0.1:7001";
+  std::string protocol = "kv";
+  CLI::App app{"kvbench: closed-loop load generator for kvd, Redis (RESP) and uv_ceiling"};
+  app.add_option("--connections,-c", opt.connections, "Connections")->check(CLI::Range(1, 10000));
+  app.add_option("--pipeline,-p", opt.pipeline, "Requests in flight per connection")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--keys,-k", opt.keys, "Key space size")->check(CLI::Range(1, 1000000000));
+  app.add_option("--zipf", opt.zipf, "Zipf exponent (0: uniform)")->check(CLI::Range(0.0, 10.0));
+  app.add_option("--value-size", opt.value_size, "Value bytes")->check(CLI::Range(1, 1 << 20));
+  app.add_option("--read-ratio", opt.read_ratio, "Fraction of GETs")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--duration", opt.duration_s, "Measured seconds")->check(CLI::Range(0.1, 86400.0));
+  app.add_option("--warmup", opt.warmup_s, "Warm-up seconds")->check(CLI::Range(0.0, 86400.0));
+  app.add_flag("--preload", opt.preload, "PUT every key once before the warm-up");
+  app.add_option("--nodes,-n", nodes, "Comma-separated IPv4:PORT; connections spread round-robin");
+  app.add_option("--protocol", protocol, "kv, resp or ceiling")
+      ->check(CLI::IsMember({"kv", "resp", "ceiling"}));
+  app.add_option("--seed", opt.seed, "PRNG seed");
+  app.add_flag("--json", opt.json, "Print the result as one JSON object");
+  app.add_flag("--quiet,-q", opt.quiet, "No progress lines on stderr");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  opt.protocol = protocol == "kv"     ? Protocol::kKv
+                 : protocol == "resp" ? Protocol::kResp
+                                      : Protocol::kCeiling;
+  opt.nodes.clear();
+  std::stringstream ss(nodes);
+  for (std::string item; std::getline(ss, item, ',');) {
+    if (!item.empty()) opt.nodes.push_back(item);
+  }
+  if (opt.nodes.empty()) {
+    std::fprintf(stderr, "kvbench: --nodes is empty\n");
+    return 2;
+  }
+  Bench bench(std::move(opt));
+  return bench.Run();
+}
+
+}  // namespace
+}  // namespace kvbench
+
+int main(int argc, char** argv) { return kvbench::Main(argc, argv); }
