@@ -21,7 +21,8 @@ stop() {
   fi
   echo "make run: cluster stopped"
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 for i in 1 2 3; do
   mkdir -p "$var/n$i"
