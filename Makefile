@@ -12,11 +12,15 @@ ASAN_SIM_SEEDS ?= 300
 # Everything the build, the tests and `make run` need on Debian 12.
 DEB_PACKAGES := build-essential cmake pkg-config clang-format \
                 libuv1-dev libflatbuffers-dev flatbuffers-compiler \
-                libcli11-dev libcriterion-dev libsystemd-dev
+                libcli11-dev libcriterion-dev libsystemd-dev \
+                systemd iproute2 procps groff-base
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: all deps build asan test test-fast run demo bench bench-micro format format-check clean
+PREFIX ?= /usr/local
+
+.PHONY: all deps build asan test test-fast run demo bench bench-micro install uninstall \
+        format format-check clean
 
 all: build
 
@@ -75,6 +79,13 @@ bench: build
 bench-micro: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target bench_micro
 	$(BUILD_DIR)/bench/bench_micro
+
+# Honours PREFIX and DESTDIR. Uninstall needs the same DESTDIR as install.
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD_DIR) --prefix "$(PREFIX)"
+
+uninstall:
+	DESTDIR="$(DESTDIR)" cmake -DKV_MANIFEST=$(BUILD_DIR)/install_manifest.txt -P cmake/install.cmake
 
 FORMAT_FILES = $(shell git ls-files '*.h' '*.cc' '*.c' 2>/dev/null)
 

@@ -51,6 +51,8 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
   CLI::App app{"kvd: one node of a causalkv cluster (causal+ consistent key-value store)"};
   app.set_version_flag("--version", "kvd 0.1.0");
   app.set_config("--config", "", "Read settings from this file (key = value lines)");
+  // A misspelt key in a config file must stop start-up, not be ignored.
+  app.allow_config_extras(CLI::config_extras_mode::error);
   std::string cluster_text;
   std::string log_level = "info";
   app.add_option("--id", config->id, "This node's id: its 1-based position in --cluster")
