@@ -10,11 +10,13 @@
 #include <iostream>
 #include <iterator>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "ctl/client.h"
+#include "ctl/cluster_file.h"
 #include "ctl/context_file.h"
 #include "ctl/json.h"
 #include "ctl/render.h"
@@ -292,6 +294,67 @@ int RunStatus(const Globals& globals) {
   return exit_code;
 }
 
+// One row per node of the cluster definition: the operator's overview.
+int RunClusterStatus(const Globals& globals, const std::string& cluster_file) {
+  Result<std::vector<std::string>> addresses = ReadClusterFile(cluster_file);
+  if (!addresses.ok()) return Fail(globals, addresses.error());
+  JsonWriter json;
+  json.BeginObject().Key("nodes").BeginArray();
+  std::ostringstream table;
+  table << "node  address               state  clock                keys      buffered  peers  "
+           "writes\n";
+  int exit_code = kExitOk;
+  for (size_t i = 0; i < addresses->size(); ++i) {
+    const std::string& address = (*addresses)[i];
+    Result<client::Endpoint> endpoint = client::ParseAddress(address);
+    Result<Client> client = endpoint.ok() ? Client::Connect(*endpoint, ClientOptions(globals))
+                                          : Result<Client>(endpoint.error());
+    Result<client::NodeStatus> status =
+        client.ok() ? client->Status() : Result<client::NodeStatus>(client.error());
+    char row[256];
+    json.BeginObject().Key("id").Uint(i + 1).Key("address").String(address);
+    if (!status.ok()) {
+      exit_code = kExitUsage;
+      json.Key("up").Bool(false).Key("message").String(status.error().message).EndObject();
+      std::snprintf(row, sizeof(row), "n%-4zu %-21s %-6s %s\n", i + 1, address.c_str(), "down",
+                    status.error().message.c_str());
+      table << row;
+      continue;
+    }
+    size_t peers_up = 0;
+    for (const client::PeerStatus& peer : status->peers) {
+      peers_up += peer.connected_out && peer.connected_in ? 1 : 0;
+    }
+    std::string clock = FormatClock(status->clock);
+    json.Key("up").Bool(true).Key("clock").BeginArray();
+    for (uint64_t count : status->clock) json.Uint(count);
+    json.EndArray()
+        .Key("keys")
+        .Uint(status->keys)
+        .Key("buffered")
+        .Uint(status->buffered)
+        .Key("peers_connected")
+        .Uint(peers_up)
+        .Key("peers")
+        .Uint(status->peers.size())
+        .Key("accepting_writes")
+        .Bool(status->accepting_writes)
+        .EndObject();
+    std::snprintf(row, sizeof(row), "n%-4zu %-21s %-6s %-20s %-9llu %-9llu %zu/%-4zu %s\n", i + 1,
+                  address.c_str(), "up", clock.c_str(), (unsigned long long)status->keys,
+                  (unsigned long long)status->buffered, peers_up, status->peers.size(),
+                  status->accepting_writes ? "yes" : "no");
+    table << row;
+  }
+  json.EndArray().EndObject();
+  if (globals.json) {
+    PrintJson(json);
+  } else {
+    std::cout << table.str();
+  }
+  return exit_code;
+}
+
 int RunBuffer(const Globals& globals, uint32_t limit) {
   Result<Client> client = ConnectAdmin(globals, "buffer");
   if (!client.ok()) return Fail(globals, client.error());
@@ -532,6 +595,7 @@ struct Parsed {
   uint64_t count = 100000;
   uint64_t depth = 64;
   size_t value_bytes = 16;
+  std::string cluster_file = kDefaultClusterFile;
 };
 
 // Declares every command and option on `app`; the callbacks of the chosen
@@ -592,6 +656,16 @@ void Declare(CLI::App& app, Parsed& p) {
 
   app.add_subcommand("shutdown", "Ask the node to shut down cleanly");
 
+  CLI::App* cluster = app.add_subcommand("cluster", "Commands about the whole cluster");
+  cluster->require_subcommand(1);
+  CLI::App* cluster_status = cluster->add_subcommand(
+      "status", "One table with every node's state, from the cluster definition file");
+  cluster_status
+      ->add_option("--cluster-file", p.cluster_file,
+                   "Environment file with KVD_CLUSTER=1=HOST:PORT,... (or the bare list)")
+      ->type_name("FILE")
+      ->capture_default_str();
+
   CLI::App* wait = app.add_subcommand(
       "wait-converged", "Wait until all nodes of -n have equal clocks and empty buffers");
   wait->add_option("--interval", p.interval_ms, "Milliseconds between polls")
@@ -621,6 +695,7 @@ int Run(CLI::App& app, const Parsed& p) {
     return RunLink(g, p.peer_id, hold);
   }
   if (name == "shutdown") return RunShutdown(g);
+  if (name == "cluster") return RunClusterStatus(g, p.cluster_file);
   if (name == "wait-converged") return RunWaitConverged(g, p.interval_ms);
   if (name == "pipeline-test") return RunPipelineTest(g, p.count, p.depth, p.value_bytes);
   return Usage(g, "unknown command " + name);

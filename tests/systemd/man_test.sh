@@ -63,10 +63,13 @@ for cmd in $commands; do
   sub_options=$(sed '/^Global options/,$d' <<<"$sub_help" | help_options)
   check_options "$man_dir/kvctl.1" "kvctl $cmd" "$sub_options"
   all_options=$(printf '%s\n%s\n' "$all_options" "$sub_options")
-  # Commands of commands (link hold/release).
+  # Commands of commands (link hold/release, cluster status) and their options.
   for sub in $(sed -n '/^Subcommands:/,/^$/p' <<<"$sub_help" | sed -n 's/^  \([a-z][a-z-]*\).*/\1/p'); do
     grep -qE "^(\.B[IR]? )?$cmd $sub( |$)" <<<"$tags" ||
       problem "kvctl command '$cmd $sub' has no entry in kvctl.1"
+    sub_sub_options=$("$kvctl" "$cmd" "$sub" --help | sed '/^Global options/,$d' | help_options)
+    check_options "$man_dir/kvctl.1" "kvctl $cmd $sub" "$sub_sub_options"
+    all_options=$(printf '%s\n%s\n' "$all_options" "$sub_sub_options")
   done
 done
 for opt in $(comm -13 <(sort -u <<<"$all_options") <(man_options "$man_dir/kvctl.1")); do
