@@ -2,6 +2,7 @@
 // means, who may send it, and which replica input it becomes.
 #include <string>
 
+#include "daemon/io/codec.h"
 #include "daemon/io/log.h"
 #include "daemon/io/node.h"
 #include "schema/check.h"
@@ -269,13 +270,7 @@ void Node::HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch) {
   size_t count = writes ? writes->size() : 0;
   scratch_writes_.resize(count);
   for (size_t i = 0; i < count; ++i) {
-    const fb::Write* in = writes->Get(static_cast<flatbuffers::uoffset_t>(i));
-    core::Write& out = scratch_writes_[i];
-    out.origin = in->origin();
-    out.clock = core::VectorClock(wire::AsClock(in->clock()));
-    out.is_delete = in->is_delete();
-    out.key.assign(wire::AsBytes(in->key()));
-    out.value.assign(wire::AsBytes(in->value()));
+    ToCoreWrite(*writes->Get(static_cast<flatbuffers::uoffset_t>(i)), &scratch_writes_[i]);
   }
   core::Status s = replica_.PeerWrites(stream.peer, scratch_writes_, now_ms());
   if (!s.ok()) {
