@@ -73,7 +73,10 @@ demo: build
 	@./scripts/demo.sh $(BUILD_DIR)
 
 # kvd against Redis and a bare libuv loop on this machine (see bench/README.md).
+BENCH_PACKAGES := redis-server redis-tools gnuplot-nox python3
+
 bench: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	bench/compare.sh --build $(BUILD_DIR)
 
 bench-micro: build

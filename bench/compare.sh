@@ -1,24 +1,35 @@
 #!/usr/bin/env bash
 # compare.sh: kvd vs Redis vs the uv_ceiling reference on this machine, with
-# one load generator (kvbench) for all three. `make bench` runs it.
+# one load generator (kvbench) for all of them. `make bench` runs it.
 #
-#   bench/compare.sh [--quick] [--build DIR] [--keys K] [--runs N] [--duration S]
+#   bench/compare.sh [--quick] [--build DIR] [--keys K] [--runs N]
+#                    [--duration S] [--cases 1,2,3,4,5] [--out DIR]
 #
-# Case 1 of issue 6: one node, no fsync; PUT and GET; 50 connections;
-# pipeline 1 and 16; 100-byte values. Each figure is the median of --runs
-# runs (default 3 x 5 s; --quick: 1 x 2 s), min and max kept in the JSON.
-# Every server runs on a free loopback port in a temporary directory and is
-# stopped on exit, whatever happens. Prints one table and writes
-# bench/results/latest.json.
+# The cases of issue 6 (README.md says what each means):
+#   1  one node, no fsync: PUT and GET, C=50, P=1 and P=16 (kvd, Redis, ceiling)
+#   2  three kvd nodes replicating vs a Redis primary with two replicas: PUT
+#      at one node, and (kvd only) spread over all three
+#   3  durable writes: kvd --fsync always / everysec vs Redis appendfsync
+#      always / everysec
+#   4  memory: resident set per key after loading K keys of 100-byte values
+#   5  replication lag at 50 % of the measured maximum PUT throughput
+# Each figure is the median of --runs runs (default 3 x 5 s; --quick: 1 x 2 s
+# and 100k keys), min and max kept in the JSON. Every server runs on a free
+# loopback port in a temporary directory and is stopped on exit, whatever
+# happens; servers of a case are stopped before the next case starts.
+# Prints the tables, writes OUT/latest.json and (with gnuplot) PNGs beside it.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=$root/build
+out_dir=$root/bench/results
 runs=3
 duration=5
 warmup=1
 keys=1000000
+cases=1,2,3,4,5
 quick=0
+usage="usage: $0 [--quick] [--build DIR] [--keys K] [--runs N] [--duration S] [--cases LIST] [--out DIR]"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; runs=1; duration=2; warmup=0.5; keys=100000 ;;
@@ -26,10 +37,13 @@ while [ $# -gt 0 ]; do
     --keys) keys=$2; shift ;;
     --runs) runs=$2; shift ;;
     --duration) duration=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--build DIR] [--keys K] [--runs N] [--duration S]" >&2; exit 2 ;;
+    --cases) cases=$2; shift ;;
+    --out) mkdir -p "$2"; out_dir=$(cd "$2" && pwd); shift ;;
+    *) echo "$usage" >&2; exit 2 ;;
   esac
   shift
 done
+want() { [[ ",$cases," == *",$1,"* ]]; }
 
 kvd=$build/daemon/kvd
 kvbench=$build/bench/kvbench
@@ -37,7 +51,7 @@ uv_ceiling=$build/bench/uv_ceiling
 for bin in "$kvd" "$kvbench" "$uv_ceiling"; do
   [ -x "$bin" ] || { echo "compare.sh: $bin missing; build kvd kvbench uv_ceiling first" >&2; exit 1; }
 done
-for tool in redis-server redis-benchmark python3; do
+for tool in redis-server redis-cli redis-benchmark python3; do
   command -v "$tool" >/dev/null || { echo "compare.sh: $tool not found" >&2; exit 1; }
 done
 
@@ -52,142 +66,207 @@ stop_all() {
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
+log() { echo "compare.sh: $*" >&2; }
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 wait_port() {  # wait_port PORT PID NAME
   for _ in $(seq 200); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { echo "compare.sh: $3 exited at start-up" >&2; exit 1; }
+    kill -0 "$2" 2>/dev/null || { log "$3 exited at start-up"; exit 1; }
     sleep 0.05
   done
-  echo "compare.sh: $3 not listening on port $1" >&2
+  log "$3 not listening on port $1"
   exit 1
 }
+# Stops the servers started since the last call (one case's servers).
+group=()
+stop_group() {
+  for pid in "${group[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${group[@]}"; do wait "$pid" 2>/dev/null || true; done
+  group=()
+}
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
-kvd_port=$(free_port)
-mkdir -p "$tmp/kvd"
-"$kvd" --id 1 --cluster "1=127.0.0.1:$kvd_port" --data-dir "$tmp/kvd" \
-  --admin-socket "$tmp/kvd.sock" --fsync no --log-level warn 2>"$tmp/kvd.log" &
-pids+=($!)
-wait_port "$kvd_port" $! kvd
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-  --dir "$tmp" --logfile "$tmp/redis.log" &
-pids+=($!)
-wait_port "$redis_port" $! redis-server
-
-"$uv_ceiling" --port 0 --port-file "$tmp/ceiling.port" 2>"$tmp/ceiling.log" &
-pids+=($!)
-for _ in $(seq 200); do [ -s "$tmp/ceiling.port" ] && break; sleep 0.05; done
-ceiling_port=$(cat "$tmp/ceiling.port")
-
-declare -A target=(
-  [kvd]="--protocol kv --nodes 127.0.0.1:$kvd_port"
-  [redis]="--protocol resp --nodes 127.0.0.1:$redis_port"
-  [ceiling]="--protocol ceiling --nodes 127.0.0.1:$ceiling_port"
-)
-common=(--connections 50 --value-size 100 --keys "$keys" --quiet --json)
-
-# Load every key once so GETs find values (and memory is comparable).
-for server in kvd redis; do
-  echo "compare.sh: preloading $keys keys into $server" >&2
-  # shellcheck disable=SC2086
-  "$kvbench" ${target[$server]} "${common[@]}" --pipeline 16 --preload --warmup 0 \
-    --duration 0.2 >"$tmp/preload.$server.json"
-  python3 -c 'import json,sys; print("compare.sh:   %.1f s" % json.load(open(sys.argv[1]))["preload_s"])' \
-    "$tmp/preload.$server.json" >&2
-done
+# start_kvd NAME FSYNC N: N kvd nodes in one cluster; sets ports=(...), last_pid.
+start_kvd() {
+  local name=$1 fsync=$2 n=$3 cluster="" i
+  ports=()
+  for i in $(seq "$n"); do
+    ports+=("$(free_port)")
+    cluster+="${cluster:+,}$i=127.0.0.1:${ports[i - 1]}"
+  done
+  for i in $(seq "$n"); do
+    mkdir -p "$tmp/$name.$i"
+    "$kvd" --id "$i" --cluster "$cluster" --data-dir "$tmp/$name.$i" \
+      --admin-socket "$tmp/$name.$i.sock" --fsync "$fsync" --log-level warn \
+      2>"$tmp/$name.$i.log" &
+    last_pid=$!
+    pids+=("$last_pid")
+    group+=("$last_pid")
+    wait_port "${ports[i - 1]}" "$last_pid" "kvd $name.$i"
+  done
+}
+# start_redis NAME [redis-server options...]: sets port, last_pid.
+start_redis() {
+  local name=$1
+  shift
+  port=$(free_port)
+  mkdir -p "$tmp/$name"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$tmp/$name" \
+    --logfile "$tmp/$name.log" "$@" &
+  last_pid=$!
+  pids+=("$last_pid")
+  group+=("$last_pid")
+  wait_port "$port" "$last_pid" "redis-server $name"
+}
+# start_redis_trio NAME: a primary and two replicas, no persistence, replicas
+# in sync; sets ports=(primary replica replica).
+start_redis_trio() {
+  local name=$1 primary
+  start_redis "$name.1" --save '' --appendonly no
+  primary=$port
+  ports=("$primary")
+  for i in 2 3; do
+    start_redis "$name.$i" --save '' --appendonly no --replicaof 127.0.0.1 "$primary"
+    ports+=("$port")
+  done
+  for _ in $(seq 200); do
+    [ "$(redis-cli -p "$primary" info replication | tr -d '\r' | grep -c 'state=online')" = 2 ] && return 0
+    sleep 0.05
+  done
+  log "redis replicas of $name did not come online"
+  exit 1
+}
+nodes_of() { local IFS=,; local -a a=("${@/#/127.0.0.1:}"); echo "${a[*]}"; }
 
 results=$tmp/runs.jsonl
 : >"$results"
-for op in put get; do
-  ratio=0
-  [ "$op" = get ] && ratio=1
-  for pipeline in 1 16; do
-    for run in $(seq "$runs"); do
-      for server in kvd redis ceiling; do
-        # shellcheck disable=SC2086
-        out=$("$kvbench" ${target[$server]} "${common[@]}" --pipeline "$pipeline" \
-          --read-ratio "$ratio" --duration "$duration" --warmup "$warmup" --seed "$run") || true
-        [ -n "$out" ] || out='{"throughput_rps": 0, "errors": -1}'
-        echo "{\"case\": \"1\", \"op\": \"$op\", \"pipeline\": $pipeline, \"server\": \"$server\", \"run\": $run, \"result\": $out}" >>"$results"
-        printf 'compare.sh: %-4s P=%-2s %-7s run %s: %s req/s\n' "$op" "$pipeline" "$server" "$run" \
-          "$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["throughput_rps"]))' "$out")" >&2
-      done
-    done
-  done
-done
+common=(--connections 50 --value-size 100 --keys "$keys" --quiet --json)
 
-# redis-benchmark's own figures, for reference (its client, its accounting).
+# bench CASE LABEL SERVER PROTOCOL NODES [kvbench options...]: --runs runs,
+# one JSON line each in $results; the last result stays in $last_out.
+bench() {
+  local case=$1 label=$2 server=$3 protocol=$4 nodes=$5 run out
+  shift 5
+  for run in $(seq "$runs"); do
+    out=$("$kvbench" --protocol "$protocol" --nodes "$nodes" "${common[@]}" \
+      --duration "$duration" --warmup "$warmup" --seed "$run" "$@") || true
+    [ -n "$out" ] || out='{"throughput_rps": 0, "errors": -1}'
+    echo "{\"case\": \"$case\", \"label\": \"$label\", \"server\": \"$server\", \"run\": $run, \"result\": $out}" >>"$results"
+    last_out=$out
+    log "$(printf 'case %s %-16s %-8s run %s: %s req/s' "$case" "$label" "$server" "$run" \
+      "$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["throughput_rps"]))' "$out")")"
+  done
+}
+# note CASE KEY VALUE: a measured figure that is not a kvbench run.
+note() { echo "{\"case\": \"$1\", \"note\": \"$2\", \"value\": $3}" >>"$results"; }
+
 rb=$tmp/redis-benchmark.csv
 : >"$rb"
-rb_requests=$((quick ? 100000 : 500000))
-for pipeline in 1 16; do
-  redis-benchmark -h 127.0.0.1 -p "$redis_port" -c 50 -P "$pipeline" -d 100 -r "$keys" \
-    -n "$rb_requests" -t set,get --csv 2>/dev/null | sed "s/^/$pipeline,/" >>"$rb"
-done
 
-mkdir -p "$root/bench/results"
-python3 - "$results" "$rb" "$root/bench/results/latest.json" "$runs" "$duration" "$keys" <<'PY'
-import csv, json, os, platform, statistics, sys, time
+# ------------------------------------------------------ cases 1 and 4 ----
+if want 1 || want 4; then
+  start_kvd one no 1
+  kvd_port=${ports[0]} kvd_pid=$last_pid
+  start_redis one --save '' --appendonly no
+  redis_port=$port redis_pid=$last_pid
+  "$uv_ceiling" --port 0 --port-file "$tmp/ceiling.port" 2>"$tmp/ceiling.log" &
+  pids+=($!)
+  group+=($!)
+  for _ in $(seq 200); do [ -s "$tmp/ceiling.port" ] && break; sleep 0.05; done
+  ceiling_port=$(cat "$tmp/ceiling.port")
 
-runs_path, rb_path, out_path, runs, duration, keys = sys.argv[1:7]
-rows = [json.loads(line) for line in open(runs_path)]
-groups = {}
-for r in rows:
-    groups.setdefault((r["op"], r["pipeline"], r["server"]), []).append(r["result"])
+  # Load every key once so GETs find values; case 4 measures the resident
+  # set before and after this load.
+  sleep 0.2
+  note 4 kvd_rss_before_kb "$(rss_kb "$kvd_pid")"
+  note 4 redis_rss_before_kb "$(rss_kb "$redis_pid")"
+  for server in kvd redis; do
+    log "preloading $keys keys into $server"
+    if [ $server = kvd ]; then p=(--protocol kv --nodes "127.0.0.1:$kvd_port")
+    else p=(--protocol resp --nodes "127.0.0.1:$redis_port"); fi
+    "$kvbench" "${p[@]}" "${common[@]}" --pipeline 16 --preload --warmup 0 \
+      --duration 0.2 >"$tmp/preload.$server.json"
+    note 4 "${server}_preload_s" "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["preload_s"])' "$tmp/preload.$server.json")"
+  done
+  sleep 0.5
+  note 4 kvd_rss_after_kb "$(rss_kb "$kvd_pid")"
+  note 4 redis_rss_after_kb "$(rss_kb "$redis_pid")"
+  note 4 keys "$keys"
 
-def summary(results):
-    rps = [x.get("throughput_rps", 0) for x in results]
-    p99 = [x.get("latency_us", {}).get("p99", 0) for x in results]
-    return {"median_rps": statistics.median(rps), "min_rps": min(rps), "max_rps": max(rps),
-            "median_p99_us": statistics.median(p99),
-            "errors": sum(x.get("errors", 0) for x in results), "runs": results}
+  if want 1; then
+    for op in put get; do
+      ratio=0
+      [ "$op" = get ] && ratio=1
+      for pipeline in 1 16; do
+        label="${op^^} P=$pipeline"
+        bench 1 "$label" kvd kv "127.0.0.1:$kvd_port" --pipeline "$pipeline" --read-ratio "$ratio"
+        bench 1 "$label" redis resp "127.0.0.1:$redis_port" --pipeline "$pipeline" --read-ratio "$ratio"
+        bench 1 "$label" ceiling ceiling "127.0.0.1:$ceiling_port" --pipeline "$pipeline" --read-ratio "$ratio"
+      done
+    done
+    # redis-benchmark's own figures, for reference (its client, its accounting).
+    rb_requests=$((quick ? 100000 : 500000))
+    for pipeline in 1 16; do
+      redis-benchmark -h 127.0.0.1 -p "$redis_port" -c 50 -P "$pipeline" -d 100 -r "$keys" \
+        -n "$rb_requests" -t set,get --csv 2>/dev/null | sed "s/^/$pipeline,/" >>"$rb"
+    done
+  fi
+  stop_group
+fi
 
-rb = {}
-for line in csv.reader(open(rb_path)):
-    if len(line) >= 3 and line[1] in ("SET", "GET"):
-        rb[(("put" if line[1] == "SET" else "get"), int(line[0]))] = float(line[2])
+# ------------------------------------------------------ cases 2 and 5 ----
+if want 2 || want 5; then
+  start_kvd three no 3
+  kvd3=("${ports[@]}")
+  start_redis_trio trio
+  redis3=("${ports[@]}")
+  if want 2; then
+    for pipeline in 1 16; do
+      bench 2 "PUT@1 P=$pipeline" kvd kv "$(nodes_of "${kvd3[0]}")" --pipeline "$pipeline"
+      bench 2 "PUT@1 P=$pipeline" redis resp "$(nodes_of "${redis3[0]}")" --pipeline "$pipeline"
+      bench 2 "PUT@all P=$pipeline" kvd kv "$(nodes_of "${kvd3[@]}")" --pipeline "$pipeline"
+    done
+  fi
+  if want 5; then
+    # Maximum PUT throughput (closed loop, P=16), then half of it, paced,
+    # with 1 in 100 PUTs probed on every other node. kvd: writes spread over
+    # the three nodes; Redis: writes at the primary, probes on all three.
+    for server in kvd redis; do
+      if [ $server = kvd ]; then
+        args=(kv "$(nodes_of "${kvd3[@]}")")
+        lag_nodes=$(nodes_of "${kvd3[@]}")
+      else
+        args=(resp "$(nodes_of "${redis3[0]}")")
+        lag_nodes=$(nodes_of "${redis3[@]}")
+      fi
+      bench 5 "max PUT P=16" "$server" "${args[@]}" --pipeline 16
+      max=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["throughput_rps"])' "$last_out")
+      rate=$(python3 -c 'import sys; print(int(float(sys.argv[1]) / 2))' "$max")
+      note 5 "${server}_rate" "$rate"
+      bench 5 "lag @50%" "$server" "${args[@]}" --pipeline 16 --rate "$rate" \
+        --lag-sample 100 --lag-nodes "$lag_nodes"
+      bench 5 "lag P=1 unpaced" "$server" "${args[@]}" --pipeline 1 \
+        --lag-sample 100 --lag-nodes "$lag_nodes"
+    done
+  fi
+  stop_group
+fi
 
-cpu = "unknown"
-for line in open("/proc/cpuinfo"):
-    if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
-cases = []
-for op in ("put", "get"):
-    for p in (1, 16):
-        c = {"case": "1", "op": op, "connections": 50, "pipeline": p, "value_size": 100}
-        for s in ("kvd", "redis", "ceiling"):
-            c[s] = summary(groups.get((op, p, s), [{}]))
-        c["redis_benchmark_rps"] = rb.get((op, p))
-        k, r, ce = c["kvd"]["median_rps"], c["redis"]["median_rps"], c["ceiling"]["median_rps"]
-        c["kvd_over_redis"] = k / r if r else None
-        c["kvd_over_ceiling"] = k / ce if ce else None
-        cases.append(c)
-doc = {"generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": {
-    "nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release()},
-    "settings": {"runs": int(runs), "duration_s": float(duration), "keys": int(keys)},
-    "cases": cases}
-with open(out_path, "w") as f:
-    json.dump(doc, f, indent=1)
+# ------------------------------------------------------------- case 3 ----
+if want 3; then
+  for mode in always everysec; do
+    start_kvd "dur-$mode" "$mode" 1
+    bench 3 "PUT $mode P=1" kvd kv "127.0.0.1:${ports[0]}" --pipeline 1
+    bench 3 "PUT $mode P=16" kvd kv "127.0.0.1:${ports[0]}" --pipeline 16
+    stop_group
+    start_redis "dur-$mode" --save '' --appendonly yes --appendfsync "$mode"
+    bench 3 "PUT $mode P=1" redis resp "127.0.0.1:$port" --pipeline 1
+    bench 3 "PUT $mode P=16" redis resp "127.0.0.1:$port" --pipeline 16
+    stop_group
+  done
+fi
 
-print(f"causalkv bench, case 1 (one node, no fsync), {keys} keys, C=50, 100-byte values, "
-      f"median of {runs} x {duration} s; {os.cpu_count()} cores, {cpu}")
-hdr = ("op", "P", "kvd req/s", "redis req/s", "ceiling req/s", "kvd/redis", "kvd/ceil",
-       "p99 kvd us", "p99 redis us", "redis-benchmark")
-print("| " + " | ".join(hdr) + " |")
-print("|" + "---|" * len(hdr))
-fmt = lambda s: f"{s['median_rps']:,.0f} ({s['min_rps']:,.0f}-{s['max_rps']:,.0f})"
-for c in cases:
-    ratio = lambda v: f"{v:.2f}x" if v is not None else "-"
-    rbv = c["redis_benchmark_rps"]
-    errs = sum(c[s]["errors"] for s in ("kvd", "redis", "ceiling"))
-    print("| " + " | ".join([c["op"].upper(), str(c["pipeline"]), fmt(c["kvd"]), fmt(c["redis"]),
-          fmt(c["ceiling"]), ratio(c["kvd_over_redis"]), ratio(c["kvd_over_ceiling"]),
-          f"{c['kvd']['median_p99_us']:.0f}", f"{c['redis']['median_p99_us']:.0f}",
-          f"{rbv:,.0f}" if rbv else "-"]) + " |" + (f"  ERRORS: {errs}" if errs else ""))
-print(f"wrote {out_path}")
-PY
+mkdir -p "$out_dir"
+python3 "$root/bench/report.py" "$results" "$rb" "$out_dir" "$runs" "$duration" "$keys"

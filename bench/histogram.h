@@ -31,6 +31,15 @@ class LatencyHistogram {
   uint64_t max_ns() const { return max_ns_; }
   double mean_ns() const { return total_ == 0 ? 0.0 : static_cast<double>(sum_ns_) / total_; }
 
+  // Calls f(bucket_midpoint_ns, count) for every non-empty bucket, in
+  // increasing order (for dumping the distribution, e.g. to draw a CDF).
+  template <typename F>
+  void ForEachBucket(F&& f) const {
+    for (size_t i = 0; i < kBuckets; ++i) {
+      if (counts_[i] != 0) f(std::min(Midpoint(i), max_ns_), counts_[i]);
+    }
+  }
+
   // The value at quantile q (0..1): the middle of the bucket holding the
   // ceil(q * total)-th smallest value, never above the exact maximum.
   uint64_t ValueAt(double q) const {

@@ -10,6 +10,20 @@
 // recorded), measurement (throughput and latency recorded), then the
 // connections are closed and the report printed (text, or JSON with --json).
 //
+// Replication lag (--lag-sample N, with two or more --nodes): every N-th PUT
+// of the measurement goes to a fresh key "lag:<seq>" that nothing else
+// writes. When its acknowledgement arrives, one probe connection per other
+// node (separate from the load connections) polls that key until the node
+// returns it; a probe connection asks for every key still missing once per
+// round (up to 64 GETs in flight), so a backlog does not delay the polls. The lag of the write is
+// the time from the acknowledgement to the reply that showed it on the last other node: an upper
+// bound, off by at most one probe round trip.
+//
+// Rate limit (--rate R): the load connections together issue at most R
+// requests per second (paced by a 1 ms timer, bursts capped at 5 ms worth),
+// so a run can hold a server at a chosen fraction of its maximum. Latency is
+// still measured from when a request is sent, not from when it was due.
+//
 // Protocols:
 //   kv       kvd frames (schema/PROTOCOL.md): PutRequest/GetRequest, replies
 //            decoded by kvwire's FrameDecoder, checked by CheckEnvelope, and
@@ -33,6 +47,7 @@
 #include <sstream>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "bench/histogram.h"
@@ -56,10 +71,13 @@ struct Options {
   double warmup_s = 1.0;
   bool preload = false;
   std::vector<std::string> nodes = {"127.0.0.1:7001"};
+  std::vector<std::string> lag_nodes;  // Nodes the lag probes watch; empty: --nodes.
   Protocol protocol = Protocol::kKv;
   bool json = false;
   bool quiet = false;
   uint64_t seed = 1;
+  uint64_t lag_sample = 0;  // 0: no lag probes.
+  double rate = 0.0;        // Requests/s over all load connections; 0: closed loop.
 };
 
 enum class Phase { kConnecting, kPreload, kWarmup, kMeasure, kDone };
@@ -124,6 +142,8 @@ class KeyChooser {
 // "key:000000012345", the shape redis-benchmark uses, 16 bytes.
 class KeyName {
  public:
+  KeyName() = default;
+  explicit KeyName(const char (&prefix)[5]) { std::memcpy(buf_, prefix, 4); }
   std::string_view Format(uint64_t index) {
     for (size_t i = sizeof(buf_) - 1; i >= 4; --i) {
       buf_[i] = static_cast<char>('0' + index % 10);
@@ -148,11 +168,15 @@ struct Stats {
 
 class Bench;
 
+// Lag probe GETs in flight per probe connection, at most.
+constexpr size_t kProbeInFlight = 64;
+
 // One client connection: its socket, its in-flight requests (in order) and
 // the bytes waiting to be written.
 class Connection {
  public:
-  Connection(Bench* bench, int index, const sockaddr_in& addr);
+  // probe_node >= 0: a lag probe connection to that node (not part of the load).
+  Connection(Bench* bench, int index, int node, int probe_node, const sockaddr_in& addr);
   void Start(uv_loop_t* loop);
   void Close();
 
@@ -162,6 +186,9 @@ class Connection {
   void Flush();
   bool open() const { return open_; }
   size_t in_flight() const { return in_flight_.size(); }
+  int node() const { return node_; }
+  // Probe connections: poll this lag key (by sequence number) until found.
+  void AddProbe(uint64_t seq) { probes_.push_back(seq); }
 
   static void OnConnect(uv_connect_t* req, int status);
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -174,6 +201,7 @@ class Connection {
     uint64_t request_id;
     uint64_t sent_ns;
     bool is_get;
+    uint64_t lag_seq;  // Non-zero: a lag-sampled PUT, or a probe GET.
   };
 
   void HandleConnect(int status);
@@ -189,6 +217,9 @@ class Connection {
 
   Bench* bench_;
   int index_;
+  int node_;
+  int probe_node_;
+  std::deque<uint64_t> probes_;  // Probe connections: lag keys still to see.
   sockaddr_in addr_;
   uv_tcp_t tcp_;
   uv_connect_t connect_req_;
@@ -225,6 +256,7 @@ class Bench {
   Rng& rng() { return rng_; }
   const KeyChooser& chooser() const { return chooser_; }
   KeyName& key_name() { return key_name_; }
+  KeyName& lag_key_name() { return lag_key_name_; }
   const std::string& value() const { return value_; }
   const kvd::wire::Limits& limits() const { return limits_; }
   void MarkDirty(Connection* conn) { dirty_.push_back(conn); }
@@ -232,10 +264,19 @@ class Bench {
   void ConnectionDown();
   // Preload bookkeeping: a connection finished its share.
   void PreloadDone();
+  // Lag probes: the sequence number of the next sampled PUT, or 0 if this
+  // PUT is not sampled.
+  uint64_t NextLagSeq();
+  void LagAcked(uint64_t seq, int node, uint64_t now_ns);
+  void LagSeen(uint64_t seq, uint64_t now_ns);
+  void LagError() { ++lag_errors_; }
+  // Rate limit: true if one more load request may leave now.
+  bool TakeToken(uint64_t now_ns);
 
   static void OnCheck(uv_check_t* handle);
   static void OnTick(uv_timer_t* handle);
   static void OnPhaseEnd(uv_timer_t* handle);
+  static void OnPace(uv_timer_t* handle);
 
  private:
   void HandleCheck();
@@ -250,6 +291,7 @@ class Bench {
   KeyChooser chooser_;
   Rng rng_;
   KeyName key_name_;
+  KeyName lag_key_name_{"lag:"};
   std::string value_;
   kvd::wire::Encoder encoder_;
   kvd::wire::Limits limits_;
@@ -257,7 +299,24 @@ class Bench {
   uv_check_t check_;
   uv_timer_t tick_;
   uv_timer_t phase_timer_;
+  uv_timer_t pace_;
   std::vector<std::unique_ptr<Connection>> conns_;
+  std::vector<Connection*> probe_conns_;  // One per node when lag probes are on.
+  int total_conns_ = 0;
+  // Lag probes in progress: sequence -> acknowledgement time and how many
+  // other nodes have yet to show the key.
+  struct LagProbe {
+    uint64_t ack_ns;
+    int remaining;
+  };
+  std::unordered_map<uint64_t, LagProbe> lag_probes_;
+  uint64_t lag_puts_ = 0;
+  uint64_t lag_seq_ = 0;
+  uint64_t lag_errors_ = 0;
+  LatencyHistogram lag_;
+  // Rate limit state, reset when a load phase starts.
+  uint64_t rate_start_ns_ = 0;
+  double rate_issued_ = 0.0;
   std::vector<Connection*> dirty_;
   Phase phase_ = Phase::kConnecting;
   int up_ = 0;
@@ -274,8 +333,13 @@ class Bench {
 
 // ------------------------------------------------------------ Connection --
 
-Connection::Connection(Bench* bench, int index, const sockaddr_in& addr)
-    : bench_(bench), index_(index), addr_(addr), preload_next_(static_cast<uint64_t>(index)) {
+Connection::Connection(Bench* bench, int index, int node, int probe_node, const sockaddr_in& addr)
+    : bench_(bench),
+      index_(index),
+      node_(node),
+      probe_node_(probe_node),
+      addr_(addr),
+      preload_next_(static_cast<uint64_t>(index)) {
   tcp_.data = this;
   connect_req_.data = this;
   write_req_.data = this;
@@ -446,6 +510,17 @@ bool Connection::ParseResp(uint64_t now_ns) {
 }
 
 void Connection::Complete(const Pending& pending, bool ok, bool not_found, uint64_t now_ns) {
+  if (probe_node_ >= 0) {
+    if (!ok) {
+      bench_->LagError();
+    } else if (not_found) {
+      probes_.push_back(pending.lag_seq);  // Not there yet: poll again.
+    } else {
+      bench_->LagSeen(pending.lag_seq, now_ns);
+    }
+    return;
+  }
+  if (pending.lag_seq != 0 && ok) bench_->LagAcked(pending.lag_seq, node_, now_ns);
   const Phase phase = bench_->phase();
   if (phase == Phase::kPreload) {
     if (!ok) ++bench_->stats().errors;
@@ -467,7 +542,9 @@ void Connection::Complete(const Pending& pending, bool ok, bool not_found, uint6
 void Connection::Refill(uint64_t now_ns) {
   if (!open_ || closing_) return;
   const size_t before = out_.size();
-  while (in_flight_.size() < static_cast<size_t>(bench_->options().pipeline)) {
+  const size_t limit =
+      probe_node_ >= 0 ? kProbeInFlight : static_cast<size_t>(bench_->options().pipeline);
+  while (in_flight_.size() < limit) {
     if (!NextRequest(now_ns)) break;
   }
   if (out_.size() != before && !writing_) bench_->MarkDirty(this);
@@ -480,7 +557,18 @@ bool Connection::NextRequest(uint64_t now_ns) {
   const Phase phase = bench_->phase();
   uint64_t key_index = 0;
   bool is_get = false;
-  if (phase == Phase::kPreload) {
+  uint64_t lag_seq = 0;
+  std::string_view key;
+  if (probe_node_ >= 0) {
+    // Every key still missing is asked for once per round (up to
+    // kProbeInFlight at a time), so a backlog of samples does not make
+    // each one wait for the others' polls.
+    if (probes_.empty() || phase == Phase::kDone) return false;
+    lag_seq = probes_.front();
+    probes_.pop_front();
+    is_get = true;
+    key = bench_->lag_key_name().Format(lag_seq);
+  } else if (phase == Phase::kPreload) {
     if (preload_next_ >= opt.keys) {
       if (in_flight_.empty() && preload_next_ != UINT64_MAX) {
         preload_next_ = UINT64_MAX;
@@ -491,12 +579,17 @@ bool Connection::NextRequest(uint64_t now_ns) {
     key_index = preload_next_;
     preload_next_ += static_cast<uint64_t>(opt.connections);
   } else if (phase == Phase::kWarmup || phase == Phase::kMeasure) {
+    if (!bench_->TakeToken(now_ns)) return false;
     key_index = bench_->chooser().Next(bench_->rng());
     is_get = opt.read_ratio > 0.0 && bench_->rng().NextUnit() < opt.read_ratio;
+    if (!is_get && phase == Phase::kMeasure) lag_seq = bench_->NextLagSeq();
   } else {
     return false;
   }
-  const std::string_view key = bench_->key_name().Format(key_index);
+  if (key.empty()) {
+    key = lag_seq != 0 ? bench_->lag_key_name().Format(lag_seq)
+                       : bench_->key_name().Format(key_index);
+  }
   const uint64_t id = next_id_++;
   if (opt.protocol == Protocol::kResp) {
     if (is_get) {
@@ -521,7 +614,7 @@ bool Connection::NextRequest(uint64_t now_ns) {
     bench_->encoder().Encode(id, kvd::wire::PutRequestFields{.key = key, .value = bench_->value()},
                              &out_);
   }
-  in_flight_.push_back({id, now_ns, is_get});
+  in_flight_.push_back({id, now_ns, is_get, lag_seq});
   return true;
 }
 
@@ -573,6 +666,43 @@ void Connection::OnClose(uv_handle_t*) {}
 void Bench::OnCheck(uv_check_t* handle) { static_cast<Bench*>(handle->data)->HandleCheck(); }
 void Bench::OnTick(uv_timer_t* handle) { static_cast<Bench*>(handle->data)->HandleTick(); }
 void Bench::OnPhaseEnd(uv_timer_t* handle) { static_cast<Bench*>(handle->data)->HandlePhaseEnd(); }
+void Bench::OnPace(uv_timer_t* handle) {
+  auto* self = static_cast<Bench*>(handle->data);
+  if (self->phase_ == Phase::kWarmup || self->phase_ == Phase::kMeasure) self->StartLoad();
+}
+
+uint64_t Bench::NextLagSeq() {
+  if (probe_conns_.empty() || ++lag_puts_ % options_.lag_sample != 0) return 0;
+  return ++lag_seq_;
+}
+
+void Bench::LagAcked(uint64_t seq, int node, uint64_t now_ns) {
+  if (phase_ != Phase::kMeasure) return;
+  lag_probes_[seq] = LagProbe{now_ns, static_cast<int>(probe_conns_.size()) - 1};
+  for (Connection* probe : probe_conns_) {
+    if (probe->node() == node) continue;
+    probe->AddProbe(seq);
+    probe->Refill(now_ns);
+  }
+}
+
+void Bench::LagSeen(uint64_t seq, uint64_t now_ns) {
+  auto it = lag_probes_.find(seq);
+  if (it == lag_probes_.end()) return;
+  if (--it->second.remaining > 0) return;
+  if (phase_ == Phase::kMeasure) lag_.Record(now_ns - it->second.ack_ns);
+  lag_probes_.erase(it);
+}
+
+bool Bench::TakeToken(uint64_t now_ns) {
+  if (options_.rate <= 0.0) return true;
+  const double allowed = options_.rate * static_cast<double>(now_ns - rate_start_ns_) / 1e9;
+  const double burst = std::max(1.0, options_.rate * 0.005);
+  if (allowed - rate_issued_ > burst) rate_issued_ = allowed - burst;
+  if (rate_issued_ + 1.0 > allowed) return false;
+  rate_issued_ += 1.0;
+  return true;
+}
 
 // Once per loop turn, after all reads of the turn: one write per connection.
 void Bench::HandleCheck() {
@@ -581,7 +711,7 @@ void Bench::HandleCheck() {
 }
 
 void Bench::ConnectionUp() {
-  if (++up_ < options_.connections) return;
+  if (++up_ < total_conns_) return;
   if (options_.preload) {
     preload_pending_ = options_.connections;
     preload_start_ns_ = uv_hrtime();
@@ -617,6 +747,8 @@ void Bench::EnterPhase(Phase phase) {
   phase_start_ns_ = uv_hrtime();
   tick_completed_ = 0;
   stats_.Reset();
+  rate_start_ns_ = phase_start_ns_;
+  rate_issued_ = 0.0;
   uv_timer_stop(&phase_timer_);
   if (phase == Phase::kWarmup) {
     if (options_.warmup_s <= 0.0) {
@@ -666,12 +798,20 @@ void Bench::Finish() {
   }
   uv_timer_stop(&tick_);
   uv_timer_stop(&phase_timer_);
+  uv_timer_stop(&pace_);
   uv_stop(&loop_);
 }
 
 int Bench::Run() {
+  // Every address: the load's nodes, then lag-probed nodes not among them.
+  std::vector<std::string> all = options_.nodes;
+  const std::vector<std::string>& watched =
+      options_.lag_nodes.empty() ? options_.nodes : options_.lag_nodes;
+  for (const std::string& node : watched) {
+    if (std::find(all.begin(), all.end(), node) == all.end()) all.push_back(node);
+  }
   std::vector<sockaddr_in> addrs;
-  for (const std::string& node : options_.nodes) {
+  for (const std::string& node : all) {
     const size_t colon = node.rfind(':');
     sockaddr_in addr{};
     if (colon == std::string::npos ||
@@ -695,9 +835,25 @@ int Bench::Run() {
   uv_timer_start(&tick_, OnTick, 1000, 1000);
   uv_timer_init(&loop_, &phase_timer_);
   phase_timer_.data = this;
+  uv_timer_init(&loop_, &pace_);
+  pace_.data = this;
+  if (options_.rate > 0.0) uv_timer_start(&pace_, OnPace, 1, 1);
+  const int nodes = static_cast<int>(options_.nodes.size());
   for (int i = 0; i < options_.connections; ++i) {
-    conns_.push_back(std::make_unique<Connection>(this, i, addrs[i % addrs.size()]));
+    conns_.push_back(std::make_unique<Connection>(this, i, i % nodes, -1, addrs[i % nodes]));
   }
+  if (options_.lag_sample > 0 && watched.size() < 2) {
+    std::fprintf(stderr, "kvbench: --lag-sample needs two or more nodes; no lag probes\n");
+  }
+  if (options_.lag_sample > 0 && watched.size() > 1) {
+    for (const std::string& node : watched) {
+      const int n = static_cast<int>(std::find(all.begin(), all.end(), node) - all.begin());
+      conns_.push_back(std::make_unique<Connection>(this, static_cast<int>(conns_.size()), n, n,
+                                                    addrs[static_cast<size_t>(n)]));
+      probe_conns_.push_back(conns_.back().get());
+    }
+  }
+  total_conns_ = static_cast<int>(conns_.size());
   for (auto& conn : conns_) conn->Start(&loop_);
   uv_run(&loop_, UV_RUN_DEFAULT);
 
@@ -706,11 +862,12 @@ int Bench::Run() {
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&phase_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&pace_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
 
   Report();
-  if (failed_ || stats_.errors > 0 || stats_.completed == 0) return 1;
+  if (failed_ || stats_.errors > 0 || lag_errors_ > 0 || stats_.completed == 0) return 1;
   return 0;
 }
 
@@ -722,7 +879,32 @@ void Bench::Report() const {
   const char* protocol = options_.protocol == Protocol::kKv     ? "kv"
                          : options_.protocol == Protocol::kResp ? "resp"
                                                                 : "ceiling";
+  auto lag_ms = [&](double q) { return static_cast<double>(lag_.ValueAt(q)) / 1e6; };
+  const bool lag_on = !probe_conns_.empty();
   if (options_.json) {
+    // Non-empty buckets as [[value_us, count], ...], for CDF plots.
+    auto buckets = [](const LatencyHistogram& hist) {
+      std::string s;
+      hist.ForEachBucket([&](uint64_t ns, uint64_t count) {
+        char item[64];
+        std::snprintf(item, sizeof(item), "%s[%.2f, %" PRIu64 "]", s.empty() ? "" : ", ",
+                      static_cast<double>(ns) / 1e3, count);
+        s += item;
+      });
+      return s;
+    };
+    const std::string hist = buckets(h);
+    std::string lag = "null";
+    if (lag_on) {
+      char head[512];
+      std::snprintf(head, sizeof(head),
+                    "{\"sample_every\": %" PRIu64 ", \"samples\": %" PRIu64
+                    ", \"unfinished\": %zu, \"errors\": %" PRIu64
+                    ", \"p50_ms\": %.3f, \"p90_ms\": %.3f, \"p99_ms\": %.3f, \"max_ms\": %.3f, ",
+                    options_.lag_sample, lag_.total(), lag_probes_.size(), lag_errors_, lag_ms(0.5),
+                    lag_ms(0.9), lag_ms(0.99), static_cast<double>(lag_.max_ns()) / 1e6);
+      lag = std::string(head) + "\"histogram_us\": [" + buckets(lag_) + "]}";
+    }
     std::string nodes;
     for (const std::string& n : options_.nodes) nodes += (nodes.empty() ? "\"" : ",\"") + n + "\"";
     std::printf(
@@ -732,12 +914,13 @@ void Bench::Report() const {
         "\"preload_s\": %.3f, \"duration_s\": %.3f, \"requests\": %" PRIu64 ", \"gets\": %" PRIu64
         ", \"puts\": %" PRIu64 ", \"not_found\": %" PRIu64 ", \"errors\": %" PRIu64
         ", \"throughput_rps\": %.1f, \"latency_us\": {\"mean\": %.1f, \"p50\": %.1f, \"p90\": "
-        "%.1f, \"p99\": %.1f, \"p999\": %.1f, \"max\": %.1f}}\n",
+        "%.1f, \"p99\": %.1f, \"p999\": %.1f, \"max\": %.1f}, \"rate_limit\": %g, "
+        "\"replication_lag\": %s, \"histogram_us\": [%s]}\n",
         protocol, nodes.c_str(), options_.connections, options_.pipeline, options_.keys,
         options_.zipf, options_.value_size, options_.read_ratio, preload_s_, seconds,
         stats_.completed, stats_.gets, stats_.puts, stats_.not_found, stats_.errors, rps,
         h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
-        static_cast<double>(h.max_ns()) / 1e3);
+        static_cast<double>(h.max_ns()) / 1e3, options_.rate, lag.c_str(), hist.c_str());
     return;
   }
   std::printf("protocol %s, %d connections x pipeline %d, %" PRIu64
@@ -751,12 +934,20 @@ void Bench::Report() const {
   std::printf("latency us: mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
               h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
               static_cast<double>(h.max_ns()) / 1e3);
+  if (lag_on) {
+    std::printf("replication lag ms (1 in %" PRIu64 " PUTs, %" PRIu64
+                " samples, %zu unfinished, %" PRIu64
+                " probe errors): p50 %.3f  p90 %.3f  p99 %.3f  max %.3f\n",
+                options_.lag_sample, lag_.total(), lag_probes_.size(), lag_errors_, lag_ms(0.5),
+                lag_ms(0.9), lag_ms(0.99), static_cast<double>(lag_.max_ns()) / 1e6);
+  }
 }
 
 int Main(int argc, char** argv) {
   Options opt;
   std::string nodes = "127.0.0.1:7001";
   std::string protocol = "kv";
+  std::string lag_nodes;
   CLI::App app{"kvbench: closed-loop load generator for kvd, Redis (RESP) and uv_ceiling"};
   app.add_option("--connections,-c", opt.connections, "Connections")->check(CLI::Range(1, 10000));
   app.add_option("--pipeline,-p", opt.pipeline, "Requests in flight per connection")
@@ -772,6 +963,12 @@ int Main(int argc, char** argv) {
   app.add_option("--protocol", protocol, "kv, resp or ceiling")
       ->check(CLI::IsMember({"kv", "resp", "ceiling"}));
   app.add_option("--seed", opt.seed, "PRNG seed");
+  app.add_option("--lag-sample", opt.lag_sample,
+                 "Measure replication lag on 1 in N PUTs (needs 2+ nodes; 0: off)");
+  app.add_option("--lag-nodes", lag_nodes,
+                 "Nodes the lag probes watch (default: --nodes), e.g. a primary and its replicas");
+  app.add_option("--rate", opt.rate, "Total requests/s over all connections (0: unlimited)")
+      ->check(CLI::Range(0.0, 1e9));
   app.add_flag("--json", opt.json, "Print the result as one JSON object");
   app.add_flag("--quiet,-q", opt.quiet, "No progress lines on stderr");
   try {
@@ -786,6 +983,10 @@ int Main(int argc, char** argv) {
   std::stringstream ss(nodes);
   for (std::string item; std::getline(ss, item, ',');) {
     if (!item.empty()) opt.nodes.push_back(item);
+  }
+  std::stringstream ls(lag_nodes);
+  for (std::string item; std::getline(ls, item, ',');) {
+    if (!item.empty()) opt.lag_nodes.push_back(item);
   }
   if (opt.nodes.empty()) {
     std::fprintf(stderr, "kvbench: --nodes is empty\n");
