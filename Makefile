@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps build asan test test-fast run demo bench bench-micro install uninstall \
+.PHONY: all deps build asan test test-fast run demo bench bench-micro fuzz install uninstall \
         format format-check clean
 
 all: build
@@ -89,6 +89,15 @@ install: build
 
 uninstall:
 	DESTDIR="$(DESTDIR)" cmake -DKV_MANIFEST=$(BUILD_DIR)/install_manifest.txt -P cmake/install.cmake
+
+# libFuzzer targets (clang), each for FUZZ_SECONDS; see fuzz/README.md.
+# `make test` replays their checked-in corpora with the normal compiler.
+FUZZ_SECONDS ?= 60
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+
+fuzz:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES) $(FUZZ_PACKAGES)"
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 FORMAT_FILES = $(shell git ls-files '*.h' '*.cc' '*.c' 2>/dev/null)
 
