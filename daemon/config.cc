@@ -86,6 +86,9 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
                  "always: reply after fdatasync (group commit); everysec: fdatasync once a "
                  "second; no: leave it to the OS")
       ->check(CLI::IsMember({"always", "everysec", "no"}));
+  app.add_option("--handshake-timeout-ms", config->handshake_timeout_ms,
+                 "Close a connection whose first frame has not arrived by then")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{3'600'000}));
   app.add_flag("--recover-truncate", config->recover_truncate,
                "Start even if the write-ahead log is damaged mid-file, dropping the rest");
   try {

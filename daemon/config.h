@@ -34,6 +34,9 @@ struct Config {
   size_t value_bytes_max = core::kValueBytesMaxDefault;
   size_t buffer_writes_max = core::kBufferWritesMaxDefault;
   FsyncPolicy fsync = FsyncPolicy::kAlways;
+  // A connection that sends no complete frame this long after it opened is
+  // closed (slowloris-style clients cannot hold connections forever).
+  uint64_t handshake_timeout_ms = 10000;
   bool recover_truncate = false;  // Drop a damaged WAL tail instead of refusing to start.
 
   uint32_t self() const { return id - 1; }

@@ -27,6 +27,7 @@ std::string Node::StreamName(const Stream& stream) const {
 void Node::OnConnected(Stream&, int) {}  // Accepted streams are connected already.
 
 void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
+  stream.greeted = true;
   const fb::Envelope& envelope = *frame.envelope;
   uint64_t request_id = envelope.request_id();
   wire::MessageClass kind = wire::ClassOf(envelope.message_type());

@@ -193,12 +193,29 @@ void Node::Accept(uv_stream_t* server, Stream::Transport transport) {
   if (rc < 0) {
     KV_LOG(kWarn, "accept: %s", uv_err_name(rc));
     stream->Close();
+    return;
+  }
+  handshake_deadlines_.emplace_back(now_ms() + config_.handshake_timeout_ms, stream->id());
+}
+
+void Node::CloseSilentConnections() {
+  uint64_t now = now_ms();
+  while (!handshake_deadlines_.empty() && handshake_deadlines_.front().first <= now) {
+    auto it = streams_.find(handshake_deadlines_.front().second);
+    handshake_deadlines_.pop_front();
+    if (it == streams_.end() || it->second->greeted || it->second->closing()) continue;
+    KV_LOG(kInfo, "%s: no complete frame within %llu ms; closing", StreamName(*it->second).c_str(),
+           (unsigned long long)config_.handshake_timeout_ms);
+    SendError(*it->second, 0, fb::Status::TIMEOUT, "no complete frame in time", /*close=*/true);
   }
 }
 
 void Node::OnPrepare(uv_prepare_t* handle) { static_cast<Node*>(handle->data)->Turn(); }
 
-void Node::OnTick(uv_timer_t*) {}  // Turn() follows every loop iteration.
+// Time-driven work of the shell; Turn() follows every loop iteration.
+void Node::OnTick(uv_timer_t* handle) {
+  static_cast<Node*>(handle->data)->CloseSilentConnections();
+}
 
 void Node::OnSignal(uv_signal_t* handle, int signum) {
   auto* node = static_cast<Node*>(handle->data);

@@ -88,6 +88,7 @@ class Node : public StreamHandler, public PeerLinkOwner {
   static void OnAdminConnection(uv_stream_t* server, int status);
   void Accept(uv_stream_t* server, Stream::Transport transport);
   void Turn();
+  void CloseSilentConnections();
   void Reload();
   static void OnShutdownTimer(uv_timer_t* handle);
   void ForceCloseStreams();
@@ -157,6 +158,9 @@ class Node : public StreamHandler, public PeerLinkOwner {
   std::vector<Stream*> inbound_peers_;             // By peer index; nullptr if none.
   std::vector<std::unique_ptr<PeerLink>> links_;   // By peer index; nullptr for self.
   std::vector<core::Write> scratch_writes_;        // Reused for incoming batches.
+  // Accepted connections by deadline for their first frame (FIFO: the
+  // timeout is the same for all, so deadlines come in order).
+  std::deque<std::pair<uint64_t, uint64_t>> handshake_deadlines_;
 
   // Durability. Outputs wait here, in order, for the fsync covering the
   // WAL offset they were produced at (fsync=always only).

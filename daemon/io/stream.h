@@ -82,6 +82,7 @@ class Stream {
 
   // Free for the owner: role and peer index of accepted connections.
   Role role = Role::kUnknown;
+  bool greeted = false;  // A first complete frame arrived.
   uint32_t peer = 0;
 
  private:

@@ -274,3 +274,30 @@ Test(fault, sigterm_while_a_peer_is_stopped_exits_cleanly) {
   cr_log_info("n1 and n2 stopped %.0f ms after SIGTERM", kvt_now_ms() - start);
   kvt_stop(); /* n3: SIGCONT, then SIGTERM */
 }
+
+/* A connection that never sends a complete frame is closed at the
+ * handshake deadline; one that sent a request is not, and other clients
+ * are served meanwhile. */
+Test(fault, silent_connection_is_closed_at_the_deadline) {
+  kvt_start("--handshake-timeout-ms", "300", NULL);
+  kv_client* silent = kvt_client(1);
+  kv_client* partial = kvt_client(1);
+  kv_client* active = kvt_client(1);
+  const unsigned char half_prefix[2] = {0x40, 0x00}; /* Half a size prefix. */
+  cr_assert_eq(kv_send_raw(partial, half_prefix, sizeof(half_prefix)), KV_OK);
+  kvt_put(active, "k", "v");
+  double start = kvt_now_ms();
+  cr_assert(kv_is_closed(silent, 3000), "a silent connection outlived the deadline");
+  cr_assert(kv_is_closed(partial, 3000), "a connection with half a frame outlived the deadline");
+  cr_assert_geq(kvt_now_ms() - start, 150.0, "closed before the deadline");
+  kvt_sleep_ms(200);
+  cr_assert_not(kv_is_closed(active, 100), "a connection that sent a request was closed");
+  kvt_put(active, "k", "v2");
+  char value[16];
+  cr_assert_eq(kvt_get(active, "k", value, sizeof(value)), KV_OK);
+  cr_assert_str_eq(value, "v2");
+  kv_close(silent);
+  kv_close(partial);
+  kv_close(active);
+  kvt_stop();
+}
