@@ -287,13 +287,12 @@ Status Replica::PeerWrites(uint32_t peer, std::vector<Write>& writes, uint64_t n
     if (Status s = ValidateWrite(write); !s.ok()) return s;
   }
   for (Write& write : writes) {
-    Deliver(peer, write, now_ms);
-    if (!pending_.resync_peers.empty() && pending_.resync_peers.back() == peer) break;
+    if (!Deliver(peer, write, now_ms)) break;
   }
   return Status::Ok();
 }
 
-void Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
+bool Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
   // A write's clock shows how many of our own writes its origin had seen:
   // evidence, like a peer's clock, of own writes we may have lost.
   NoteOwnSeqKnown(write.clock);
@@ -302,10 +301,10 @@ void Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
     if constexpr (kPlantedBug == PlantedBug::kNoDuplicateSuppression) {
       clock_.Set(write.origin, write.seq() - 1);
       Apply(write, now_ms);
-      return;
+      return true;
     }
     AddEvent(Event::Kind::kDuplicate, peer, write);
-    return;
+    return true;
   }
   if (IsDeliverable(write, clock_)) {
     size_t applied_event = pending_.events.size();
@@ -319,7 +318,7 @@ void Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
     }
     pending_.events[applied_event].released = released;
     pending_.events[applied_event].peer = peer;
-    return;
+    return true;
   }
   std::vector<MissingRange> missing = MissingDependencies(write, clock_);
   Event buffered{Event::Kind::kBuffered, false,       0,         peer,
@@ -336,8 +335,9 @@ void Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
       buffered.kind = Event::Kind::kBufferFull;
       pending_.events.push_back(std::move(buffered));
       pending_.resync_peers.push_back(peer);
-      break;
+      return false;
   }
+  return true;
 }
 
 void Replica::Apply(const Write& write, uint64_t now_ms) {

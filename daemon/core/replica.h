@@ -150,7 +150,9 @@ class Replica {
   Status ValidatePeer(uint32_t peer) const;
   Status ValidateClock(const VectorClock& clock) const;
   Status ValidateWrite(const Write& write) const;
-  void Deliver(uint32_t peer, Write& write, uint64_t now_ms);
+  // False if the causal buffer refused the write: the link from `peer`
+  // must resynchronise, so the rest of its batch is dropped too.
+  bool Deliver(uint32_t peer, Write& write, uint64_t now_ms);
   void Apply(const Write& write, uint64_t now_ms);
   void NoteOwnSeqKnown(const VectorClock& peer_clock);
   void AppendBatches(uint64_t now_ms);
