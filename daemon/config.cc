@@ -91,6 +91,12 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{3'600'000}));
   app.add_flag("--recover-truncate", config->recover_truncate,
                "Start even if the write-ahead log is damaged mid-file, dropping the rest");
+  app.add_option("--snapshot-wal-bytes", config->snapshot_wal_bytes,
+                 "Write a snapshot (and drop older log segments) once the write-ahead log grew "
+                 "this much; 0: only on 'kvctl snapshot'");
+  app.add_option("--max-log-bytes", config->log_bytes_max,
+                 "Replication log bound: a peer further behind catches up by state transfer")
+      ->check(CLI::Range(size_t{1} << 16, size_t{1} << 40));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

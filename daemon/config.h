@@ -38,6 +38,12 @@ struct Config {
   // closed (slowloris-style clients cannot hold connections forever).
   uint64_t handshake_timeout_ms = 10000;
   bool recover_truncate = false;  // Drop a damaged WAL tail instead of refusing to start.
+  // A snapshot is written once the WAL grew this much since the last one
+  // (0: only when asked, `kvctl snapshot`).
+  uint64_t snapshot_wal_bytes = 64ull * 1024 * 1024;
+  // The replication log's bound: a peer that falls further behind catches
+  // up by state transfer instead.
+  size_t log_bytes_max = core::kLogBytesMaxDefault;
 
   uint32_t self() const { return id - 1; }
   const NodeAddress& listen() const { return cluster[self()]; }

@@ -108,12 +108,21 @@ Result CheckMessage(const fb::Reply& m, const Limits& limits) {
 
 // ------------------------------------------------------------------ peer --
 
+Result CheckClusterId(const flatbuffers::String* id) {
+  if (id != nullptr && id->size() > kClusterIdBytesMax) {
+    return Bad("cluster_id of " + Num(id->size()) + " bytes exceeds " + Num(kClusterIdBytesMax));
+  }
+  return {};
+}
+
 Result CheckMessage(const fb::Hello& m, const Limits& limits) {
+  if (auto e = CheckClusterId(m.cluster_id())) return e;
   return CheckIndex(m.node_index(), limits, "node_index");
 }
 
 Result CheckMessage(const fb::HelloAck& m, const Limits& limits) {
   if (auto e = CheckIndex(m.node_index(), limits, "node_index")) return e;
+  if (auto e = CheckClusterId(m.cluster_id())) return e;
   return CheckClock(m.clock(), limits, "clock", Presence::kRequired);
 }
 
@@ -140,8 +149,23 @@ Result CheckMessage(const fb::WriteBatch& m, const Limits& limits) {
 }
 
 Result CheckMessage(const fb::Ack& m, const Limits& limits) {
+  if (auto e = CheckClusterId(m.cluster_id())) return e;
   return CheckClock(m.clock(), limits, "clock", Presence::kRequired);
 }
+
+Result CheckMessage(const fb::TransferBegin& m, const Limits& limits) {
+  return CheckClock(m.clock(), limits, "clock", Presence::kRequired);
+}
+
+Result CheckMessage(const fb::TransferChunk& m, const Limits& limits) {
+  if (m.entries() == nullptr) return {};
+  for (flatbuffers::uoffset_t i = 0; i < m.entries()->size(); ++i) {
+    if (auto e = CheckWrite(*m.entries()->Get(i), limits, "entry " + Num(i) + ": ")) return e;
+  }
+  return {};
+}
+
+Result CheckMessage(const fb::TransferEnd&, const Limits&) { return {}; }
 
 // ----------------------------------------------------------------- admin --
 
@@ -193,6 +217,8 @@ Result CheckMessage(const fb::LinkRequest& m, const Limits& limits) {
 }
 
 Result CheckMessage(const fb::ShutdownRequest&, const Limits&) { return {}; }
+
+Result CheckMessage(const fb::SnapshotRequest&, const Limits&) { return {}; }
 
 Result CheckMessage(const fb::AdminReply& m, const Limits&) { return CheckStatus(m.status()); }
 
@@ -247,6 +273,14 @@ std::optional<WireError> CheckEnvelope(const fb::Envelope& envelope, const Limit
       return CheckBody(envelope.message_as_AdminReply(), limits);
     case Message::Error:
       return CheckBody(envelope.message_as_Error(), limits);
+    case Message::TransferBegin:
+      return CheckBody(envelope.message_as_TransferBegin(), limits);
+    case Message::TransferChunk:
+      return CheckBody(envelope.message_as_TransferChunk(), limits);
+    case Message::TransferEnd:
+      return CheckBody(envelope.message_as_TransferEnd(), limits);
+    case Message::SnapshotRequest:
+      return CheckBody(envelope.message_as_SnapshotRequest(), limits);
   }
   // The verifier accepts union types it does not know; so must we not.
   return Bad("unknown message type " + Num(static_cast<uint8_t>(envelope.message_type())));
@@ -267,11 +301,15 @@ MessageClass ClassOf(fb::Message type) {
     case Message::HelloAck:
     case Message::WriteBatch:
     case Message::Ack:
+    case Message::TransferBegin:
+    case Message::TransferChunk:
+    case Message::TransferEnd:
       return MessageClass::kPeer;
     case Message::StatusRequest:
     case Message::BufferRequest:
     case Message::LinkRequest:
     case Message::ShutdownRequest:
+    case Message::SnapshotRequest:
       return MessageClass::kAdminRequest;
     case Message::StatusReply:
     case Message::BufferReply:

@@ -33,7 +33,9 @@ size_t Encoder::Encode(uint64_t request_id, const ReplyFields& m, std::string* o
 size_t Encoder::Encode(uint64_t request_id, const HelloFields& m, std::string* out) {
   auto nonce = Bytes(m.nonce);
   auto auth = Bytes(m.auth);
-  return Finish(request_id, fb::CreateHello(fbb_, m.cluster_fingerprint, m.node_index, nonce, auth),
+  auto cluster_id = Text(m.cluster_id);
+  return Finish(request_id,
+                fb::CreateHello(fbb_, m.cluster_fingerprint, m.node_index, nonce, auth, cluster_id),
                 out);
 }
 
@@ -41,25 +43,47 @@ size_t Encoder::Encode(uint64_t request_id, const HelloAckFields& m, std::string
   auto clock = Clock(m.clock);
   auto nonce = Bytes(m.nonce);
   auto auth = Bytes(m.auth);
-  return Finish(request_id, fb::CreateHelloAck(fbb_, m.node_index, clock, nonce, auth), out);
+  auto cluster_id = Text(m.cluster_id);
+  return Finish(request_id, fb::CreateHelloAck(fbb_, m.node_index, clock, nonce, auth, cluster_id),
+                out);
 }
 
-size_t Encoder::Encode(uint64_t request_id, const WriteBatchFields& m, std::string* out) {
+flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Write>>> Encoder::Writes(
+    std::span<const WriteFields> writes) {
   // Tables of a vector must be finished before the vector starts.
   writes_.clear();
-  for (const WriteFields& w : m.writes) {
+  for (const WriteFields& w : writes) {
     auto clock = Clock(w.clock);
     auto key = Bytes(w.key);
     auto value = Bytes(w.value);
     writes_.push_back(fb::CreateWrite(fbb_, w.origin, clock, w.is_delete, key, value));
   }
-  auto writes = writes_.empty() ? 0 : fbb_.CreateVector(writes_);
+  return writes_.empty() ? 0 : fbb_.CreateVector(writes_);
+}
+
+size_t Encoder::Encode(uint64_t request_id, const WriteBatchFields& m, std::string* out) {
+  auto writes = Writes(m.writes);
   return Finish(request_id, fb::CreateWriteBatch(fbb_, writes), out);
+}
+
+size_t Encoder::Encode(uint64_t request_id, const TransferBeginFields& m, std::string* out) {
+  auto clock = Clock(m.clock);
+  return Finish(request_id, fb::CreateTransferBegin(fbb_, clock), out);
+}
+
+size_t Encoder::Encode(uint64_t request_id, const TransferChunkFields& m, std::string* out) {
+  auto entries = Writes(m.entries);
+  return Finish(request_id, fb::CreateTransferChunk(fbb_, entries), out);
+}
+
+size_t Encoder::Encode(uint64_t request_id, const TransferEndFields&, std::string* out) {
+  return Finish(request_id, fb::CreateTransferEnd(fbb_), out);
 }
 
 size_t Encoder::Encode(uint64_t request_id, const AckFields& m, std::string* out) {
   auto clock = Clock(m.clock);
-  return Finish(request_id, fb::CreateAck(fbb_, clock), out);
+  auto cluster_id = Text(m.cluster_id);
+  return Finish(request_id, fb::CreateAck(fbb_, clock, cluster_id), out);
 }
 
 size_t Encoder::Encode(uint64_t request_id, const StatusRequestFields&, std::string* out) {
@@ -78,9 +102,10 @@ size_t Encoder::Encode(uint64_t request_id, const StatusReplyFields& m, std::str
   }
   auto peer_vector = peers.empty() ? 0 : fbb_.CreateVector(peers);
   auto clock = Clock(m.clock);
+  auto cluster_id = Text(m.cluster_id);
   return Finish(request_id,
                 fb::CreateStatusReply(fbb_, m.node_index, clock, m.buffered, m.keys,
-                                      m.accepting_writes, peer_vector, m.log_entries),
+                                      m.accepting_writes, peer_vector, m.log_entries, cluster_id),
                 out);
 }
 
@@ -107,6 +132,10 @@ size_t Encoder::Encode(uint64_t request_id, const LinkRequestFields& m, std::str
 
 size_t Encoder::Encode(uint64_t request_id, const ShutdownRequestFields&, std::string* out) {
   return Finish(request_id, fb::CreateShutdownRequest(fbb_), out);
+}
+
+size_t Encoder::Encode(uint64_t request_id, const SnapshotRequestFields&, std::string* out) {
+  return Finish(request_id, fb::CreateSnapshotRequest(fbb_), out);
 }
 
 size_t Encoder::Encode(uint64_t request_id, const AdminReplyFields& m, std::string* out) {

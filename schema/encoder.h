@@ -59,6 +59,7 @@ struct HelloFields {
   uint32_t node_index = 0;
   std::string_view nonce = {};
   std::string_view auth = {};
+  std::string_view cluster_id = {};
 };
 
 struct HelloAckFields {
@@ -66,6 +67,7 @@ struct HelloAckFields {
   std::span<const uint64_t> clock = {};
   std::string_view nonce = {};
   std::string_view auth = {};
+  std::string_view cluster_id = {};
 };
 
 struct WriteFields {
@@ -82,7 +84,18 @@ struct WriteBatchFields {
 
 struct AckFields {
   std::span<const uint64_t> clock = {};
+  std::string_view cluster_id = {};
 };
+
+struct TransferBeginFields {
+  std::span<const uint64_t> clock = {};
+};
+
+struct TransferChunkFields {
+  std::span<const WriteFields> entries = {};
+};
+
+struct TransferEndFields {};
 
 // ----------------------------------------------------------------- admin --
 
@@ -105,6 +118,7 @@ struct StatusReplyFields {
   bool accepting_writes = false;
   std::span<const PeerStatusFields> peers = {};
   uint64_t log_entries = 0;
+  std::string_view cluster_id = {};
 };
 
 struct BufferRequestFields {
@@ -130,6 +144,8 @@ struct LinkRequestFields {
 };
 
 struct ShutdownRequestFields {};
+
+struct SnapshotRequestFields {};
 
 struct AdminReplyFields {
   fb::Status status = fb::Status::OK;
@@ -160,12 +176,16 @@ class Encoder {
   size_t Encode(uint64_t request_id, const HelloAckFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const WriteBatchFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const AckFields& m, std::string* out);
+  size_t Encode(uint64_t request_id, const TransferBeginFields& m, std::string* out);
+  size_t Encode(uint64_t request_id, const TransferChunkFields& m, std::string* out);
+  size_t Encode(uint64_t request_id, const TransferEndFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const StatusRequestFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const StatusReplyFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const BufferRequestFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const BufferReplyFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const LinkRequestFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const ShutdownRequestFields& m, std::string* out);
+  size_t Encode(uint64_t request_id, const SnapshotRequestFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const AdminReplyFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const ErrorFields& m, std::string* out);
 
@@ -187,6 +207,9 @@ class Encoder {
   flatbuffers::Offset<flatbuffers::Vector<uint8_t>> Bytes(std::string_view bytes);
   flatbuffers::Offset<flatbuffers::Vector<uint64_t>> Clock(std::span<const uint64_t> clock);
   flatbuffers::Offset<flatbuffers::String> Text(std::string_view text);
+  // The vector of Write tables of a batch or a transfer chunk.
+  flatbuffers::Offset<flatbuffers::Vector<flatbuffers::Offset<fb::Write>>> Writes(
+      std::span<const WriteFields> writes);
 
   flatbuffers::FlatBufferBuilder fbb_;
   // Reused for the Write tables of a batch, so batches do not allocate.

@@ -14,6 +14,9 @@ inline constexpr size_t kNodesMax = 64;
 
 inline constexpr size_t kFrameBytesMaxDefault = 16 * 1024 * 1024;
 
+// A cluster identity (Hello, HelloAck, Ack) is a short token.
+inline constexpr size_t kClusterIdBytesMax = 64;
+
 // The FlatBuffers verifier handles buffers below 2 GiB only; the decoder
 // treats any larger cap as this one.
 inline constexpr size_t kFrameBytesMaxLimit = 1024 * 1024 * 1024;

@@ -37,4 +37,12 @@ inline constexpr uint64_t kAckIntervalMsDefault = 20;
 // Writes in one replication batch to one peer.
 inline constexpr size_t kBatchWritesMaxDefault = 1024;
 
+// The replication log's bound. Past it, the peers holding its front back
+// are detached and later catch up by state transfer (ReplicationLog).
+inline constexpr size_t kLogBytesMaxDefault = 256 * 1024 * 1024;
+
+// Bytes of keys and values of a state transfer handed to the shell per
+// Ready, so one transfer neither stalls the loop nor floods the socket.
+inline constexpr size_t kTransferBytesPerReadyDefault = 4 * 1024 * 1024;
+
 }  // namespace kvd::core

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "daemon/core/causal_buffer.h"
+#include "daemon/core/record.h"
 #include "daemon/core/status.h"
 #include "daemon/core/vector_clock.h"
 #include "daemon/core/write.h"
@@ -34,13 +35,20 @@ enum class PeerMessageType : uint8_t {
   kHelloAck,    // On the link from the peer: our clock, right after its hello.
   kWriteBatch,  // On the link to the peer.
   kAck,         // On the link from the peer: our clock.
+  // On the link to the peer, when our log no longer holds what it lacks:
+  // begin (our clock), chunks of store entries (as their winning writes),
+  // end. The write batches that follow start past that clock.
+  kTransferBegin,
+  kTransferChunk,
+  kTransferEnd,
 };
 
 struct PeerMessage {
   uint32_t peer = 0;
   PeerMessageType type = PeerMessageType::kAck;
-  VectorClock clock;          // kHelloAck, kAck.
-  std::vector<Write> writes;  // kWriteBatch.
+  VectorClock clock;          // kHelloAck, kAck, kTransferBegin.
+  std::string cluster_id;     // kHelloAck, kAck: ours (empty: none yet).
+  std::vector<Write> writes;  // kWriteBatch, kTransferChunk.
 };
 
 // Things worth a log line. The shell decides which levels to print.
@@ -52,6 +60,11 @@ struct Event {
     kBufferFull,  // Refused: the link from `peer` must resynchronise.
     kRecovering,  // A peer knows more of our own writes than we have.
     kRecovered,   // We have our own writes back: writes accepted again.
+    kTransferSending,    // To `peer`: `seq` entries; our log lacks what it needs.
+    kTransferInstalled,  // From `peer`: `seq` entries installed.
+    kTransferRefused,    // From `peer`: another transfer is under way.
+    kLogDetached,        // `peer` fell `seq` bytes behind: the log no longer waits.
+    kIdentityRecorded,   // This node is now a member of cluster `key`.
   };
   Kind kind;
   // kApplied: it waited in the causal buffer until now.
@@ -66,12 +79,16 @@ struct Event {
 };
 
 struct Output {
-  std::vector<Write> records;
+  std::vector<Record> records;
   std::vector<Reply> replies;
   std::vector<PeerMessage> messages;
   // Close the link from each of these peers: the peer reconnects and
   // resends, from our clock, what we had to refuse.
   std::vector<uint32_t> resync_peers;
+  // Close our link to each of these peers and redial: the replication log
+  // stopped waiting for them, and the new link catches them up by state
+  // transfer.
+  std::vector<uint32_t> restart_links;
   std::vector<Event> events;
 
   void Clear() {
@@ -79,11 +96,12 @@ struct Output {
     replies.clear();
     messages.clear();
     resync_peers.clear();
+    restart_links.clear();
     events.clear();
   }
   bool empty() const {
     return records.empty() && replies.empty() && messages.empty() && resync_peers.empty() &&
-           events.empty();
+           restart_links.empty() && events.empty();
   }
 };
 

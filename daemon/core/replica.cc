@@ -42,6 +42,10 @@ Status ReplicaConfig::Validate() const {
   if (key_bytes_max < 1) return Status::BadRequest("key_bytes_max must be >= 1");
   if (buffer_writes_max < 1) return Status::BadRequest("buffer_writes_max must be >= 1");
   if (batch_writes_max < 1) return Status::BadRequest("batch_writes_max must be >= 1");
+  if (log_bytes_max < 1) return Status::BadRequest("log_bytes_max must be >= 1");
+  if (transfer_bytes_per_ready < 1) {
+    return Status::BadRequest("transfer_bytes_per_ready must be >= 1");
+  }
   return Status::Ok();
 }
 
@@ -49,26 +53,116 @@ Replica::Replica(const ReplicaConfig& config)
     : config_(config),
       clock_(config.node_count),
       buffer_(config.node_count, config.buffer_writes_max),
-      log_(config.node_count, config.self),
+      log_(config.node_count, config.self, config.log_bytes_max),
       peers_(config.node_count) {
   KV_ASSERT(config.Validate().ok());
   for (auto& peer : peers_) peer.ack_sent = VectorClock(config.node_count);
+  if (!config.cluster_id.empty()) {
+    cluster_id_ = config.cluster_id;
+    identity_recorded_ = true;
+  }
 }
 
 // --- Recovery ----------------------------------------------------------------
 
-Status Replica::Restore(const Write& record, uint64_t now_ms) {
-  if (Status s = ValidateWrite(record); !s.ok()) return s;
-  if (!IsDeliverable(record, clock_)) {
-    return Status::Internal("record " + std::to_string(record.origin + 1) + ":" +
-                            std::to_string(record.seq()) + " does not follow clock " +
-                            clock_.ToString());
+Status Replica::Restore(const Record& record, uint64_t now_ms) {
+  Status status;
+  switch (record.kind) {
+    case RecordKind::kWrite:
+      if (status = ValidateWrite(record); !status.ok()) break;
+      if (!IsDeliverable(record, clock_)) {
+        status = Status::Internal("record " + std::to_string(record.origin + 1) + ":" +
+                                  std::to_string(record.seq()) + " does not follow clock " +
+                                  clock_.ToString());
+        break;
+      }
+      Apply(record, now_ms);
+      break;
+    case RecordKind::kTransferBegin:
+      // A snapshot is a transfer from this node itself into an empty one.
+      if (status = ValidateClock(record.clock); !status.ok()) break;
+      if (record.origin >= config_.node_count ||
+          (record.origin == config_.self && clock_.Sum() != 0)) {
+        status = Status::Internal("transfer record from a bad origin");
+        break;
+      }
+      BeginIncoming(record.origin, record.clock);
+      break;
+    case RecordKind::kTransferEntry:
+      // A begin that was cut off (its transfer never ended) was dropped.
+      if (incoming_) status = StageEntry(record);
+      break;
+    case RecordKind::kTransferEnd:
+      if (incoming_) InstallIncoming();
+      DrainBuffer(now_ms);
+      break;
+    case RecordKind::kLogBase:
+      if (status = ValidateClock(record.clock); !status.ok()) break;
+      if (log_.size() != 0) {
+        status = Status::Internal("log base record after log entries");
+        break;
+      }
+      log_.SetDropped(record.clock);
+      break;
+    case RecordKind::kLogEntry:
+      if (status = ValidateWrite(record); !status.ok()) break;
+      if (record.seq() > clock_[record.origin]) {
+        status = Status::Internal("log entry beyond the restored clock");
+        break;
+      }
+      log_.Append(record, now_ms);
+      break;
+    case RecordKind::kIdentity:
+      if (record.cluster_id.empty()) {
+        status = Status::Internal("empty cluster identity record");
+        break;
+      }
+      cluster_id_ = record.cluster_id;
+      identity_recorded_ = true;
+      break;
+    case RecordKind::kSnapshotEnd:
+      break;
+    default:
+      status = Status::Internal("unknown record kind");
+      break;
   }
-  Apply(record, now_ms);
   // Restored records are durable already: they must not be persisted again.
   pending_.records.clear();
   pending_.events.clear();
-  return Status::Ok();
+  return status;
+}
+
+void Replica::Image(const std::function<void(const Record&)>& visit) const {
+  KV_ASSERT(!incoming_);
+  Record record;
+  if (identity_recorded_) {
+    record.kind = RecordKind::kIdentity;
+    record.cluster_id = cluster_id_;
+    visit(record);
+    record.cluster_id.clear();
+  }
+  record.kind = RecordKind::kTransferBegin;
+  record.origin = config_.self;
+  record.clock = clock_;
+  visit(record);
+  record.kind = RecordKind::kTransferEntry;
+  for (const auto& [key, entry] : store_.entries()) {
+    record.origin = entry.origin;
+    record.clock = entry.version;
+    record.is_delete = entry.tombstone;
+    record.key = key;
+    record.value = entry.value;
+    visit(record);
+  }
+  record = Record();
+  record.kind = RecordKind::kTransferEnd;
+  visit(record);
+  record.kind = RecordKind::kLogBase;
+  record.clock = log_.dropped();
+  visit(record);
+  for (uint64_t i = log_.begin_index(); i < log_.end_index(); ++i) {
+    visit(Record(RecordKind::kLogEntry, log_.at(i).write));
+  }
 }
 
 // --- Client requests -----------------------------------------------------------
@@ -243,38 +337,80 @@ Status Replica::ValidateWrite(const Write& write) const {
   return Status::Ok();
 }
 
-void Replica::LinkFromPeerUp(uint32_t peer, uint64_t now_ms) {
-  KV_ASSERT(ValidatePeer(peer).ok());
+Status Replica::LinkFromPeerUp(uint32_t peer, uint64_t now_ms,
+                              std::string_view peer_cluster_id) {
+  if (Status s = ValidatePeer(peer); !s.ok()) return s;
+  if (Status s = NotePeerIdentity(peer, peer_cluster_id); !s.ok()) return s;
   PeerLinks& links = peers_[peer];
   links.from_up = true;
   links.ack_sent = clock_;
   links.ack_sent_ms = now_ms;
-  pending_.messages.push_back({peer, PeerMessageType::kHelloAck, clock_, {}});
+  links.identity_sent = true;
+  pending_.messages.push_back({peer, PeerMessageType::kHelloAck, clock_, cluster_id_, {}});
+  return Status::Ok();
 }
 
 void Replica::LinkFromPeerDown(uint32_t peer) {
   KV_ASSERT(ValidatePeer(peer).ok());
   peers_[peer].from_up = false;
+  // A transfer cut off by its link is dropped; the peer sends a fresh one
+  // on its next link. Its begin and entries persisted so far are skipped
+  // on replay, as a begin with no end.
+  if (incoming_ && incoming_->peer == peer) incoming_.reset();
 }
 
-Status Replica::LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms) {
+Status Replica::LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
+                            std::string_view peer_cluster_id) {
   if (Status s = ValidatePeer(peer); !s.ok()) return s;
   if (Status s = ValidateClock(peer_clock); !s.ok()) return s;
+  if (Status s = NotePeerIdentity(peer, peer_cluster_id); !s.ok()) return s;
   (void)now_ms;
-  log_.StartStream(peer, peer_clock, clock_[peer]);
   NoteOwnSeqKnown(peer_clock);
+  PeerLinks& links = peers_[peer];
+  links.clock_heard = true;
+  links.transfer.reset();
+  if (peer_clock.Dominates(log_.dropped())) {
+    log_.StartStream(peer, peer_clock, clock_[peer]);
+    return Status::Ok();
+  }
+  // The peer lacks writes the log no longer holds (it was away past the
+  // log's bound, or lost its disk): it gets our whole state first.
+  StartTransfer(peer);
+  log_.StartStream(peer, peer_clock, clock_[peer], &links.transfer->clock);
   return Status::Ok();
+}
+
+void Replica::StartTransfer(uint32_t peer) {
+  auto transfer = std::make_unique<OutgoingTransfer>();
+  transfer->clock = clock_;
+  transfer->entries.reserve(store_.entries().size());
+  for (const auto& [key, entry] : store_.entries()) {
+    Write& write = transfer->entries.emplace_back();
+    write.origin = entry.origin;
+    write.clock = entry.version;
+    write.is_delete = entry.tombstone;
+    write.key = key;
+    write.value = entry.value;
+  }
+  Event event{Event::Kind::kTransferSending, false, 0, peer, config_.self, 0, {}, {}};
+  event.seq = transfer->entries.size();
+  pending_.events.push_back(std::move(event));
+  peers_[peer].transfer = std::move(transfer);
 }
 
 void Replica::LinkToPeerDown(uint32_t peer) {
   KV_ASSERT(ValidatePeer(peer).ok());
   log_.StopStream(peer);
+  peers_[peer].transfer.reset();
 }
 
-Status Replica::PeerAck(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms) {
+Status Replica::PeerAck(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
+                       std::string_view peer_cluster_id) {
   if (Status s = ValidatePeer(peer); !s.ok()) return s;
   if (Status s = ValidateClock(peer_clock); !s.ok()) return s;
+  if (Status s = NotePeerIdentity(peer, peer_cluster_id); !s.ok()) return s;
   (void)now_ms;
+  peers_[peer].clock_heard = true;
   log_.Acknowledge(peer, peer_clock);
   NoteOwnSeqKnown(peer_clock);
   CollectTombstones();
@@ -290,6 +426,100 @@ Status Replica::PeerWrites(uint32_t peer, std::vector<Write>& writes, uint64_t n
     if (!Deliver(peer, write, now_ms)) break;
   }
   return Status::Ok();
+}
+
+Status Replica::PeerTransferBegin(uint32_t peer, const VectorClock& clock, uint64_t now_ms) {
+  if (Status s = ValidatePeer(peer); !s.ok()) return s;
+  if (Status s = ValidateClock(clock); !s.ok()) return s;
+  (void)now_ms;
+  NoteOwnSeqKnown(clock);
+  if (incoming_ && incoming_->peer != peer) {
+    Event event{Event::Kind::kTransferRefused, false, 0, peer, peer, 0, {}, {}};
+    pending_.events.push_back(std::move(event));
+    pending_.resync_peers.push_back(peer);
+    return Status::Ok();
+  }
+  BeginIncoming(peer, clock);
+  Record record;
+  record.kind = RecordKind::kTransferBegin;
+  record.origin = peer;
+  record.clock = clock;
+  pending_.records.push_back(std::move(record));
+  return Status::Ok();
+}
+
+Status Replica::PeerTransferChunk(uint32_t peer, std::vector<Write>& entries, uint64_t now_ms) {
+  if (Status s = ValidatePeer(peer); !s.ok()) return s;
+  (void)now_ms;
+  // Chunks of a refused transfer may still be in flight: ignored.
+  if (!incoming_ || incoming_->peer != peer) return Status::Ok();
+  for (Write& entry : entries) {
+    if (Status s = StageEntry(entry); !s.ok()) {
+      incoming_.reset();
+      return s;
+    }
+    pending_.records.emplace_back(RecordKind::kTransferEntry, std::move(entry));
+  }
+  return Status::Ok();
+}
+
+Status Replica::PeerTransferEnd(uint32_t peer, uint64_t now_ms) {
+  if (Status s = ValidatePeer(peer); !s.ok()) return s;
+  if (!incoming_ || incoming_->peer != peer) return Status::Ok();
+  Event event{Event::Kind::kTransferInstalled, false, 0, peer, peer, incoming_->entries, {}, {}};
+  InstallIncoming();
+  Record record;
+  record.kind = RecordKind::kTransferEnd;
+  record.origin = peer;
+  pending_.records.push_back(std::move(record));
+  pending_.events.push_back(std::move(event));
+  DrainBuffer(now_ms);
+  return Status::Ok();
+}
+
+void Replica::BeginIncoming(uint32_t peer, const VectorClock& clock) {
+  incoming_.emplace();
+  incoming_->peer = peer;
+  incoming_->clock = clock;
+}
+
+Status Replica::StageEntry(const Write& entry) {
+  if (Status s = ValidateWrite(entry); !s.ok()) return s;
+  if (entry.seq() > incoming_->clock[entry.origin]) {
+    return Status::BadRequest("transferred entry " + std::to_string(entry.origin + 1) + ":" +
+                              std::to_string(entry.seq()) + " lies beyond the transfer's clock");
+  }
+  incoming_->staged.Apply(entry);
+  ++incoming_->entries;
+  return Status::Ok();
+}
+
+// The installed state is the sender's state at its clock C, plus every
+// entry of ours whose write C does not include (we applied it and the
+// sender had not). An entry of ours that C includes is already accounted
+// for: the sender's entry for that key is the same write or one that
+// supersedes it, and a key the sender no longer has was deleted and its
+// tombstone collected. Both states are causally closed, so the union is
+// too, and our clock becomes the entry-wise maximum.
+void Replica::InstallIncoming() {
+  IncomingTransfer& incoming = *incoming_;
+  for (const auto& [key, entry] : store_.entries()) {
+    if (!entry.CoveredBy(incoming.clock)) incoming.staged.Apply(key, entry);
+  }
+  store_ = std::move(incoming.staged);
+  clock_.Merge(incoming.clock);
+  // Those writes came as state, not one by one: the log cannot serve them.
+  log_.CoverDropped(incoming.clock);
+  incoming_.reset();
+  changed_ = true;
+}
+
+void Replica::DrainBuffer(uint64_t now_ms) {
+  while (std::optional<Write> next = buffer_.PopDeliverable(clock_)) {
+    size_t event = pending_.events.size();
+    Apply(*next, now_ms);
+    pending_.events[event].from_buffer = true;
+  }
 }
 
 bool Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
@@ -344,6 +574,7 @@ void Replica::Apply(const Write& write, uint64_t now_ms) {
   clock_.Set(write.origin, write.seq());
   store_.Apply(write);
   log_.Append(write, now_ms);
+  if (log_.over_limit()) EnforceLogBound();
   pending_.records.push_back(write);
   AddEvent(Event::Kind::kApplied, config_.self, write);
   if (write.origin == config_.self && own_seq_known_ > 0 &&
@@ -361,6 +592,65 @@ void Replica::NoteOwnSeqKnown(const VectorClock& peer_clock) {
     pending_.events.push_back(
         {Event::Kind::kRecovering, false, 0, config_.self, config_.self, known, {}, {}});
   }
+}
+
+void Replica::EnforceLogBound() {
+  size_t bytes = log_.bytes();
+  std::vector<bool> was_detached(config_.node_count);
+  for (uint32_t p = 0; p < config_.node_count; ++p) was_detached[p] = log_.detached(p);
+  std::vector<uint32_t> stopped = log_.DetachLaggards();
+  for (uint32_t p = 0; p < config_.node_count; ++p) {
+    if (p == config_.self || was_detached[p] || !log_.detached(p)) continue;
+    Event event{Event::Kind::kLogDetached, false, 0, p, config_.self, bytes, {}, {}};
+    pending_.events.push_back(std::move(event));
+  }
+  for (uint32_t p : stopped) {
+    peers_[p].transfer.reset();
+    pending_.restart_links.push_back(p);
+  }
+}
+
+Status Replica::NotePeerIdentity(uint32_t peer, std::string_view peer_cluster_id) {
+  if (peer_cluster_id.empty()) return Status::Ok();
+  if (cluster_id_.empty()) {
+    // Adopted, not yet recorded: see SettleIdentity.
+    cluster_id_ = peer_cluster_id;
+    for (PeerLinks& links : peers_) links.identity_sent = false;
+  } else if (peer_cluster_id != cluster_id_) {
+    return Status::Unauthorized("n" + std::to_string(peer + 1) + " belongs to cluster " +
+                                std::string(peer_cluster_id) + ", this node to " + cluster_id_);
+  }
+  peers_[peer].has_identity = true;
+  return Status::Ok();
+}
+
+void Replica::SettleIdentity() {
+  if (identity_recorded_) return;
+  bool any_identity = false;
+  for (uint32_t peer = 0; peer < config_.node_count; ++peer) {
+    if (peer == config_.self) continue;
+    if (!peers_[peer].clock_heard) return;
+    any_identity |= peers_[peer].has_identity;
+  }
+  if (cluster_id_.empty()) {
+    // Every peer heard, none with an identity: the cluster is new.
+    if (any_identity || config_.self != 0) return;
+    cluster_id_ = config_.new_cluster_id;
+  } else if (clock_[config_.self] < own_seq_known_) {
+    return;  // Our own writes are still coming back.
+  }
+  RecordIdentity();
+}
+
+void Replica::RecordIdentity() {
+  identity_recorded_ = true;
+  Record record;
+  record.kind = RecordKind::kIdentity;
+  record.cluster_id = cluster_id_;
+  pending_.records.push_back(std::move(record));
+  pending_.events.push_back(
+      {Event::Kind::kIdentityRecorded, false, 0, config_.self, config_.self, 0, cluster_id_, {}});
+  for (PeerLinks& links : peers_) links.identity_sent = false;
 }
 
 void Replica::HoldLink(uint32_t peer) {
@@ -385,6 +675,7 @@ void Replica::AddEvent(Event::Kind kind, uint32_t peer, const Write& write) {
 // --- Output --------------------------------------------------------------------
 
 Output& Replica::Ready(uint64_t now_ms) {
+  SettleIdentity();
   ServeParked(now_ms);
   AppendBatches(now_ms);
   AppendAcks(now_ms);
@@ -397,23 +688,49 @@ Output& Replica::Ready(uint64_t now_ms) {
 
 void Replica::AppendBatches(uint64_t now_ms) {
   for (uint32_t peer = 0; peer < config_.node_count; ++peer) {
-    const PeerLinks& links = peers_[peer];
+    PeerLinks& links = peers_[peer];
     if (peer == config_.self || links.held || links.paused || !log_.streaming(peer)) continue;
-    PeerMessage message{peer, PeerMessageType::kWriteBatch, {}, {}};
+    if (links.transfer && !AppendTransfer(peer)) continue;
+    PeerMessage message{peer, PeerMessageType::kWriteBatch, {}, {}, {}};
     log_.NextBatch(peer, now_ms, config_.forward_after_ms, config_.batch_writes_max,
                    &message.writes);
     if (!message.writes.empty()) pending_.messages.push_back(std::move(message));
   }
 }
 
+bool Replica::AppendTransfer(uint32_t peer) {
+  OutgoingTransfer& transfer = *peers_[peer].transfer;
+  if (!transfer.begun) {
+    pending_.messages.push_back({peer, PeerMessageType::kTransferBegin, transfer.clock, {}, {}});
+    transfer.begun = true;
+  }
+  size_t bytes = 0;
+  while (transfer.next < transfer.entries.size() && bytes < config_.transfer_bytes_per_ready) {
+    PeerMessage chunk{peer, PeerMessageType::kTransferChunk, {}, {}, {}};
+    size_t end = std::min(transfer.entries.size(), transfer.next + config_.batch_writes_max);
+    for (; transfer.next < end && bytes < config_.transfer_bytes_per_ready; ++transfer.next) {
+      Write& entry = transfer.entries[transfer.next];
+      bytes += entry.key.size() + entry.value.size();
+      chunk.writes.push_back(std::move(entry));
+    }
+    pending_.messages.push_back(std::move(chunk));
+  }
+  if (transfer.next < transfer.entries.size()) return false;
+  pending_.messages.push_back({peer, PeerMessageType::kTransferEnd, {}, {}, {}});
+  peers_[peer].transfer.reset();
+  return true;
+}
+
 void Replica::AppendAcks(uint64_t now_ms) {
   for (uint32_t peer = 0; peer < config_.node_count; ++peer) {
     PeerLinks& links = peers_[peer];
-    if (peer == config_.self || !links.from_up || links.ack_sent == clock_) continue;
+    if (peer == config_.self || !links.from_up) continue;
+    if (links.ack_sent == clock_ && links.identity_sent) continue;
     if (now_ms - links.ack_sent_ms < config_.ack_interval_ms) continue;
     links.ack_sent = clock_;
     links.ack_sent_ms = now_ms;
-    pending_.messages.push_back({peer, PeerMessageType::kAck, clock_, {}});
+    links.identity_sent = true;
+    pending_.messages.push_back({peer, PeerMessageType::kAck, clock_, cluster_id_, {}});
   }
 }
 

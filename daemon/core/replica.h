@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +23,7 @@
 #include "daemon/core/causal_buffer.h"
 #include "daemon/core/limits.h"
 #include "daemon/core/output.h"
+#include "daemon/core/record.h"
 #include "daemon/core/replication_log.h"
 #include "daemon/core/status.h"
 #include "daemon/core/store.h"
@@ -40,6 +43,15 @@ struct ReplicaConfig {
   uint64_t forward_after_ms = kForwardAfterMsDefault;
   uint64_t ack_interval_ms = kAckIntervalMsDefault;
   size_t batch_writes_max = kBatchWritesMaxDefault;
+  size_t log_bytes_max = kLogBytesMaxDefault;
+  size_t transfer_bytes_per_ready = kTransferBytesPerReadyDefault;
+  // Cluster identity (see "Identity" below). `cluster_id`: start as a
+  // member of this cluster, as if its identity record had been restored
+  // (tests and tools; kvd learns it from disk or peers). `new_cluster_id`:
+  // the identity node index 0 gives a brand-new cluster (random, from the
+  // shell).
+  std::string cluster_id;
+  std::string new_cluster_id = "unnamed";
 
   // An error naming the first bad field, or Ok.
   Status Validate() const;
@@ -61,14 +73,37 @@ struct PeerInfo {
   VectorClock acked;  // Its clock as far as we know.
 };
 
+// Identity. A node with an empty data directory cannot tell a brand-new
+// cluster from a lost disk by itself, and a node that lost its disk must
+// not reuse its old sequence numbers. So every data directory records the
+// identity of the cluster it belongs to (a kIdentity record), and a node
+// accepts writes only once it has one:
+//   - a node that restored its identity is a member at once;
+//   - a node without one adopts a peer's (hello, hello-ack and acks carry
+//     it) and records it only after it has heard the clock of every peer
+//     and got its own writes back from them: then no peer knows of a
+//     sequence number it could reuse;
+//   - when every peer has been heard and none has an identity, no node of
+//     the cluster ever accepted a write, so the cluster is new: node index
+//     0 founds it (new_cluster_id) and the others adopt that.
+// A peer with another identity is refused (its link is closed).
 class Replica {
  public:
   // REQUIRES: config.Validate().ok().
   explicit Replica(const ReplicaConfig& config);
 
   // --- Recovery, before any other input -------------------------------
-  // Re-applies one persisted record, in the order they were persisted.
-  Status Restore(const Write& record, uint64_t now_ms);
+  // Re-applies one persisted record (WAL or snapshot), in the order they
+  // were persisted.
+  Status Restore(const Record& record, uint64_t now_ms);
+
+  // --- Snapshots ---------------------------------------------------------
+  // Visits the records of a snapshot of this node's state (see record.h):
+  // restoring them into a fresh replica rebuilds the store, the clock and
+  // the replication log. Not while a transfer is being received (its
+  // staged state is in neither): check receiving_transfer() first.
+  void Image(const std::function<void(const Record&)>& visit) const;
+  bool receiving_transfer() const { return incoming_.has_value(); }
 
   // --- Client requests ---------------------------------------------------
   // `token` is echoed in the reply. `session` names the client connection:
@@ -88,12 +123,26 @@ class Replica {
   // p's acks back; the link *from* p carries p's writes and our acks.
   // Peer inputs return an error for a message that makes no sense (wrong
   // clock length, bad origin, ...); the shell then closes that link.
-  void LinkFromPeerUp(uint32_t peer, uint64_t now_ms);  // Its hello arrived.
+  // `peer_cluster_id` is the identity the peer reported (empty: none yet);
+  // an error means it belongs to another cluster.
+  Status LinkFromPeerUp(uint32_t peer, uint64_t now_ms,  // Its hello arrived.
+                        std::string_view peer_cluster_id = {});
   void LinkFromPeerDown(uint32_t peer);
-  Status LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms);
+  Status LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
+                      std::string_view peer_cluster_id = {});
   void LinkToPeerDown(uint32_t peer);
   Status PeerWrites(uint32_t peer, std::vector<Write>& writes, uint64_t now_ms);
-  Status PeerAck(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms);
+  Status PeerAck(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
+                 std::string_view peer_cluster_id = {});
+  // A state transfer on the link from `peer` (it sends one when its log no
+  // longer holds what we lack). The state is staged apart, so reads keep
+  // seeing this node's own consistent state, and installed at the end: the
+  // result is the peer's state plus whatever we have that its clock does
+  // not include. One transfer at a time: another peer's begin meanwhile is
+  // refused through resync_peers (it retries on its next link).
+  Status PeerTransferBegin(uint32_t peer, const VectorClock& clock, uint64_t now_ms);
+  Status PeerTransferChunk(uint32_t peer, std::vector<Write>& entries, uint64_t now_ms);
+  Status PeerTransferEnd(uint32_t peer, uint64_t now_ms);
 
   // Fault injection: while held, nothing is sent to `peer` (the log keeps
   // it); release sends everything it lacks.
@@ -117,8 +166,14 @@ class Replica {
   const CausalBuffer& buffer() const { return buffer_; }
   const ReplicationLog& log() const { return log_; }
   size_t parked_requests() const { return parked_.size(); }
-  // False while peers know of own writes this node lacks (see Recover).
-  bool accepting_writes() const { return clock_[config_.self] >= own_seq_known_; }
+  // False until the node has its identity, and while peers know of own
+  // writes this node lacks.
+  bool accepting_writes() const {
+    return identity_recorded_ && clock_[config_.self] >= own_seq_known_;
+  }
+  // The cluster this node belongs to (or is adopting); empty if unknown.
+  const std::string& cluster_id() const { return cluster_id_; }
+  bool identity_recorded() const { return identity_recorded_; }
   PeerInfo peer_info(uint32_t peer) const;
   std::vector<BufferedWriteInfo> ListBuffer(size_t limit) const;
 
@@ -155,10 +210,37 @@ class Replica {
   bool Deliver(uint32_t peer, Write& write, uint64_t now_ms);
   void Apply(const Write& write, uint64_t now_ms);
   void NoteOwnSeqKnown(const VectorClock& peer_clock);
+  Status NotePeerIdentity(uint32_t peer, std::string_view peer_cluster_id);
+  void SettleIdentity();
+  void RecordIdentity();
   void AppendBatches(uint64_t now_ms);
+  // Sends the next part of an outgoing transfer; true once it is all out.
+  bool AppendTransfer(uint32_t peer);
+  void StartTransfer(uint32_t peer);
+  void BeginIncoming(uint32_t peer, const VectorClock& clock);
+  Status StageEntry(const Write& entry);
+  void InstallIncoming();
+  void DrainBuffer(uint64_t now_ms);
+  void EnforceLogBound();
   void AppendAcks(uint64_t now_ms);
   void CollectTombstones();
   void AddEvent(Event::Kind kind, uint32_t peer, const Write& write);
+
+  // A copy of the store taken when the transfer started, so that what
+  // arrives is one consistent state at `clock` however long sending takes.
+  struct OutgoingTransfer {
+    VectorClock clock;
+    std::vector<Write> entries;
+    size_t next = 0;
+    bool begun = false;
+  };
+
+  struct IncomingTransfer {
+    uint32_t peer;
+    VectorClock clock;
+    Store staged;
+    uint64_t entries = 0;
+  };
 
   struct PeerLinks {
     bool from_up = false;
@@ -166,6 +248,10 @@ class Replica {
     bool paused = false;
     VectorClock ack_sent;  // Last clock acknowledged on the link from it.
     uint64_t ack_sent_ms = 0;
+    bool identity_sent = false;  // It has heard our current cluster_id_.
+    bool clock_heard = false;    // We learned its clock since we started.
+    bool has_identity = false;   // It reported an identity.
+    std::unique_ptr<OutgoingTransfer> transfer;  // On the link to it.
   };
 
   ReplicaConfig config_;
@@ -174,11 +260,14 @@ class Replica {
   CausalBuffer buffer_;
   ReplicationLog log_;
   std::vector<PeerLinks> peers_;
+  std::optional<IncomingTransfer> incoming_;
 
   // Highest own sequence number any peer has reported; writes are refused
   // until clock_[self] reaches it, so no sequence number is ever reused.
   uint64_t own_seq_known_ = 0;
   bool changed_ = false;  // Clock moved since the last Ready.
+  std::string cluster_id_;
+  bool identity_recorded_ = false;
 
   std::deque<Request> parked_;
   std::unordered_map<uint64_t, uint32_t> parked_per_session_;

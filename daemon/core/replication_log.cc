@@ -6,8 +6,10 @@
 
 namespace kvd::core {
 
-ReplicationLog::ReplicationLog(size_t node_count, uint32_t self) : self_(self) {
+ReplicationLog::ReplicationLog(size_t node_count, uint32_t self, size_t bytes_max)
+    : self_(self), bytes_max_(bytes_max), dropped_(node_count) {
   KV_ASSERT(self < node_count);
+  KV_ASSERT(bytes_max > 0);
   peers_.resize(node_count);
   for (auto& peer : peers_) {
     peer.acked = VectorClock(node_count);
@@ -18,8 +20,35 @@ ReplicationLog::ReplicationLog(size_t node_count, uint32_t self) : self_(self) {
 void ReplicationLog::Append(const Write& write, uint64_t now_ms) {
   KV_ASSERT(entries_.empty() || entries_.back().applied_ms <= now_ms);
   entries_.push_back({write, now_ms});
+  bytes_ += EntryBytes(write);
   // With no peers nobody acknowledges: nothing needs keeping.
   if (peers_.size() == 1) Truncate();
+}
+
+void ReplicationLog::SetDropped(const VectorClock& clock) {
+  KV_ASSERT(entries_.empty());
+  dropped_ = clock;
+}
+
+std::vector<uint32_t> ReplicationLog::DetachLaggards() {
+  KV_ASSERT(over_limit());
+  std::vector<uint32_t> stopped;
+  // Peers are detached a front entry at a time until the log fits: a peer
+  // only a little behind keeps its stream when dropping the laggards'
+  // share is enough.
+  while (over_limit() && !entries_.empty()) {
+    const Write& front = entries_.front().write;
+    for (uint32_t p = 0; p < peers_.size(); ++p) {
+      if (!HoldsBack(p, front)) continue;
+      peers_[p].detached = true;
+      if (peers_[p].streaming) {
+        peers_[p].streaming = false;
+        stopped.push_back(p);
+      }
+    }
+    Truncate();
+  }
+  return stopped;
 }
 
 size_t ReplicationLog::Acknowledge(uint32_t peer, const VectorClock& clock) {
@@ -34,8 +63,10 @@ size_t ReplicationLog::Truncate() {
   while (!entries_.empty()) {
     const Write& write = entries_.front().write;
     for (uint32_t p = 0; p < peers_.size(); ++p) {
-      if (p != self_ && peers_[p].acked[write.origin] < write.seq()) return dropped;
+      if (HoldsBack(p, write)) return dropped;
     }
+    dropped_.Set(write.origin, write.seq());
+    bytes_ -= EntryBytes(write);
     entries_.pop_front();
     ++begin_index_;
     ++dropped;
@@ -44,14 +75,16 @@ size_t ReplicationLog::Truncate() {
 }
 
 void ReplicationLog::StartStream(uint32_t peer, const VectorClock& clock,
-                                 uint64_t peer_writes_here) {
+                                 uint64_t peer_writes_here, const VectorClock* transferred) {
   KV_ASSERT(peer != self_ && peer < peers_.size());
   PeerState& state = peers_[peer];
   state.acked.Merge(clock);
   // The peer has exactly `clock`: anything sent on an earlier link and not
   // in it was lost with that link and must go again.
   state.sent = clock;
+  if (transferred) state.sent.Merge(*transferred);
   state.streaming = true;
+  state.detached = false;
   state.recover_to = peer_writes_here;
   state.direct_cursor = begin_index_;
   state.forward_cursor = begin_index_;

@@ -5,23 +5,34 @@
 namespace kvd::core {
 
 bool Store::Apply(const Write& write) {
-  auto [it, inserted] = entries_.try_emplace(write.key);
+  return Apply(write.key, write.value, write.clock, write.origin, write.is_delete);
+}
+
+bool Store::Apply(std::string_view key, const Entry& entry) {
+  return Apply(key, entry.value, entry.version, entry.origin, entry.tombstone);
+}
+
+bool Store::Apply(std::string_view key, std::string_view value, const VectorClock& version,
+                  uint32_t origin, bool is_delete) {
+  auto it = entries_.find(key);
+  bool inserted = it == entries_.end();
+  if (inserted) it = entries_.emplace(std::string(key), Entry{}).first;
   Entry& entry = it->second;
   if (!inserted) {
-    bool wins = Supersedes(write.clock.Sum(), write.origin, entry.version.Sum(), entry.origin);
+    bool wins = Supersedes(version.Sum(), origin, entry.version.Sum(), entry.origin);
     // Planted bug (tests only): the last write to arrive wins.
     if constexpr (kPlantedBug == PlantedBug::kTieBreakByArrival) wins = true;
     if (!wins) return false;
     if (entry.tombstone) --tombstones_;
   }
-  entry.value = write.value;
-  entry.version = write.clock;
-  entry.origin = write.origin;
-  entry.tombstone = write.is_delete;
-  if (write.is_delete) {
+  entry.value = value;
+  entry.version = version;
+  entry.origin = origin;
+  entry.tombstone = is_delete;
+  if (is_delete) {
     entry.value.clear();
     ++tombstones_;
-    pending_tombstones_.push_back({write.key, write.origin, write.seq(), false, {}});
+    pending_tombstones_.push_back({std::string(key), origin, version[origin], false, {}});
   }
   return true;
 }

@@ -16,6 +16,9 @@
 namespace kvd::core {
 
 struct StoreEntry {
+  // True if the write this entry holds is one of those `clock` includes.
+  bool CoveredBy(const VectorClock& clock) const { return version[origin] <= clock[origin]; }
+
   std::string value;
   VectorClock version;
   uint32_t origin = 0;
@@ -37,6 +40,8 @@ class Store {
   // Applies a write under the convergence order: it replaces the current
   // entry only if it supersedes it. Returns true if it did.
   bool Apply(const Write& write);
+  // The same for an entry of another store (installing a state transfer).
+  bool Apply(std::string_view key, const Entry& entry);
 
   // The entry for `key`, tombstones included; nullptr if there is none.
   const Entry* Find(std::string_view key) const;
@@ -69,6 +74,9 @@ class Store {
     bool stable = false;       // Condition (1) seen.
     VectorClock issued_bound;  // Valid once stable.
   };
+
+  bool Apply(std::string_view key, std::string_view value, const VectorClock& version,
+             uint32_t origin, bool is_delete);
 
   Map entries_;
   std::deque<PendingTombstone> pending_tombstones_;

@@ -68,6 +68,13 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
         HandleWriteBatch(stream, *envelope.message_as_WriteBatch());
         return;
       }
+      if (stream.role == Stream::Role::kPeer &&
+          (envelope.message_type() == fb::Message::TransferBegin ||
+           envelope.message_type() == fb::Message::TransferChunk ||
+           envelope.message_type() == fb::Message::TransferEnd)) {
+        HandleTransfer(stream, envelope);
+        return;
+      }
       break;
     default:
       break;
@@ -179,6 +186,11 @@ void Node::HandleAdminRequest(Stream& stream, const fb::Envelope& envelope) {
       ReplyAdmin(stream, request_id, fb::Status::OK, "");
       Shutdown("admin request");
       return;
+    case fb::Message::SnapshotRequest:
+      // Answered once the snapshot is durable (OnSnapshotWritten).
+      snapshot_waiters_.emplace_back(stream.id(), stream.TakeSlot(request_id));
+      snapshot_requested_ = true;
+      return;
     default:
       return;
   }
@@ -211,6 +223,7 @@ void Node::ReplyStatus(Stream& stream, uint64_t request_id) {
   fields.accepting_writes = replica_.accepting_writes();
   fields.peers = peers;
   fields.log_entries = replica_.log().size();
+  if (replica_.identity_recorded()) fields.cluster_id = replica_.cluster_id();
   uint32_t slot = stream.TakeSlot(request_id);
   encoder_.Encode(request_id, fields, stream.ReplyBuffer(slot));
   stream.ReplyDone(slot);
@@ -259,26 +272,57 @@ void Node::HandleHello(Stream& stream, const fb::Envelope& envelope) {
     replica_.LinkFromPeerDown(peer);
     old->Close();
   }
+  if (core::Status s = replica_.LinkFromPeerUp(peer, now_ms(), wire::AsText(hello->cluster_id()));
+      !s.ok()) {
+    KV_LOG(kWarn, "connection %llu: hello from node %u refused: %s",
+           (unsigned long long)stream.id(), peer + 1, s.message().c_str());
+    SendError(stream, envelope.request_id(), static_cast<fb::Status>(s.code()), s.message(),
+              /*close=*/true);
+    return;
+  }
   stream.role = Stream::Role::kPeer;
   stream.peer = peer;
   inbound_peers_[peer] = &stream;
   KV_LOG(kInfo, "peer %s: linked to us", PeerName(peer).c_str());
-  replica_.LinkFromPeerUp(peer, now_ms());
 }
 
-void Node::HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch) {
-  const auto* writes = batch.writes();
+void Node::ToScratchWrites(const flatbuffers::Vector<flatbuffers::Offset<fb::Write>>* writes) {
   size_t count = writes ? writes->size() : 0;
   scratch_writes_.resize(count);
   for (size_t i = 0; i < count; ++i) {
     ToCoreWrite(*writes->Get(static_cast<flatbuffers::uoffset_t>(i)), &scratch_writes_[i]);
   }
+}
+
+void Node::ClosePeerStream(Stream& stream, const core::Status& status, const char* what) {
+  KV_LOG(kWarn, "peer %s: bad %s: %s; closing", PeerName(stream.peer).c_str(), what,
+         status.ToString().c_str());
+  SendError(stream, 0, static_cast<fb::Status>(status.code()), status.message(), /*close=*/true);
+}
+
+void Node::HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch) {
+  ToScratchWrites(batch.writes());
   core::Status s = replica_.PeerWrites(stream.peer, scratch_writes_, now_ms());
-  if (!s.ok()) {
-    KV_LOG(kWarn, "peer %s: bad write batch: %s; closing", PeerName(stream.peer).c_str(),
-           s.ToString().c_str());
-    SendError(stream, 0, static_cast<fb::Status>(s.code()), s.message(), /*close=*/true);
+  if (!s.ok()) ClosePeerStream(stream, s, "write batch");
+}
+
+void Node::HandleTransfer(Stream& stream, const fb::Envelope& envelope) {
+  core::Status s;
+  switch (envelope.message_type()) {
+    case fb::Message::TransferBegin:
+      s = replica_.PeerTransferBegin(
+          stream.peer, core::VectorClock(wire::AsClock(envelope.message_as_TransferBegin()->clock())),
+          now_ms());
+      break;
+    case fb::Message::TransferChunk:
+      ToScratchWrites(envelope.message_as_TransferChunk()->entries());
+      s = replica_.PeerTransferChunk(stream.peer, scratch_writes_, now_ms());
+      break;
+    default:
+      s = replica_.PeerTransferEnd(stream.peer, now_ms());
+      break;
   }
+  if (!s.ok()) ClosePeerStream(stream, s, "state transfer");
 }
 
 }  // namespace kvd::io

@@ -1,6 +1,7 @@
 #include "daemon/io/node.h"
 
 #include <netdb.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +20,24 @@ static_assert(static_cast<int>(core::Code::kNotFound) == static_cast<int>(fb::St
 static_assert(static_cast<int>(core::Code::kTimeout) == static_cast<int>(fb::Status::TIMEOUT));
 static_assert(static_cast<int>(core::Code::kInternal) == static_cast<int>(fb::Status::INTERNAL));
 
+// 128 random bits in hex: the identity this node gives the cluster if it
+// founds it (see core::Replica, "Identity").
+std::string NewClusterId() {
+  unsigned char bytes[16] = {};
+  size_t done = 0;
+  while (done < sizeof(bytes)) {
+    ssize_t n = getrandom(bytes + done, sizeof(bytes) - done, 0);
+    if (n > 0) done += static_cast<size_t>(n);
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char byte : bytes) {
+    id.push_back(kHex[byte >> 4]);
+    id.push_back(kHex[byte & 15]);
+  }
+  return id;
+}
+
 core::ReplicaConfig MakeReplicaConfig(const Config& config) {
   core::ReplicaConfig replica;
   replica.self = config.self();
@@ -28,6 +47,8 @@ core::ReplicaConfig MakeReplicaConfig(const Config& config) {
   replica.buffer_writes_max = config.buffer_writes_max;
   replica.context_wait_ms = config.context_wait_ms;
   replica.forward_after_ms = config.forward_after_ms;
+  replica.log_bytes_max = config.log_bytes_max;
+  replica.new_cluster_id = NewClusterId();
   return replica;
 }
 
@@ -65,7 +86,8 @@ Node::Node(const Config& config)
     : config_(config),
       replica_(MakeReplicaConfig(config)),
       fingerprint_(wire::ClusterFingerprint(AddressTexts(config))),
-      wal_(config.data_dir) {
+      wal_(config.data_dir),
+      snapshot_writer_(config.data_dir) {
   limits_.cluster_size = config.cluster.size();
   limits_.key_bytes_max = config.key_bytes_max;
   limits_.value_bytes_max = config.value_bytes_max;
@@ -100,15 +122,7 @@ core::Status Node::Start(uv_loop_t* loop) {
   handles_initialised_ = true;
 
   // Recovery comes first: nothing is served from a half-restored state.
-  uint64_t started_ms = uv_hrtime() / 1000000;
-  uint64_t records = 0;
-  core::Status recovered =
-      wal_.Recover([this](const core::Write& record) { return replica_.Restore(record, now_ms()); },
-                   config_.recover_truncate, &records);
-  if (!recovered.ok()) return recovered;
-  KV_LOG(kInfo, "recovered %llu records in %llu ms; clock %s", (unsigned long long)records,
-         (unsigned long long)(uv_hrtime() / 1000000 - started_ms),
-         replica_.clock().ToString().c_str());
+  if (core::Status s = Recover(); !s.ok()) return s;
 
   if (core::Status s = Listen(); !s.ok()) return s;
   if (config_.fsync == FsyncPolicy::kEverySec) uv_timer_start(&everysec_, OnEverySec, 1000, 1000);
@@ -137,6 +151,29 @@ core::Status Node::Start(uv_loop_t* loop) {
   notifier_ = std::make_unique<Notifier>(loop_, [this] { return Summary(); });
   notifier_->Start();
   notifier_->Ready();
+  return core::Status::Ok();
+}
+
+core::Status Node::Recover() {
+  uint64_t started_ms = uv_hrtime() / 1000000;
+  auto restore = [this](const core::Record& record) { return replica_.Restore(record, now_ms()); };
+  uint64_t segment = 0;
+  uint64_t snapshot_records = 0;
+  if (core::Status s = LoadSnapshot(config_.data_dir, restore, &segment, &snapshot_records);
+      !s.ok()) {
+    return s;
+  }
+  uint64_t records = 0;
+  if (core::Status s = wal_.Recover(restore, config_.recover_truncate, segment, &records);
+      !s.ok()) {
+    return s;
+  }
+  // A snapshot just before a crash may have left older files behind.
+  if (segment > 0) RemoveSnapshotsBefore(config_.data_dir, segment);
+  KV_LOG(kInfo, "recovered %llu snapshot records and %llu log records in %llu ms; clock %s",
+         (unsigned long long)snapshot_records, (unsigned long long)records,
+         (unsigned long long)(uv_hrtime() / 1000000 - started_ms),
+         replica_.clock().ToString().c_str());
   return core::Status::Ok();
 }
 
@@ -263,6 +300,78 @@ std::string Node::Summary() const {
 
 void Node::Turn() {
   Execute(replica_.Ready(now_ms()));
+  MaybeSnapshot();
+  FlushDirty();
+}
+
+// --- Snapshots -------------------------------------------------------------------
+
+void Node::MaybeSnapshot() {
+  if (shutting_down_ || snapshot_writer_.running()) return;
+  bool wal_large = config_.snapshot_wal_bytes > 0 &&
+                   wal_.appended_bytes() - wal_bytes_at_snapshot_ >= config_.snapshot_wal_bytes;
+  if (!wal_large && !snapshot_requested_) return;
+  // A transfer being received is staged outside the state an image shows,
+  // and its begin record must stay in the log: wait until it is installed.
+  if (replica_.receiving_transfer()) return;
+  StartSnapshot();
+}
+
+void Node::StartSnapshot() {
+  uint64_t started_ms = uv_hrtime() / 1000000;
+  uint64_t segment = 0;
+  if (core::Status s = wal_.Rotate(&segment); !s.ok()) {
+    if (s.code() == core::Code::kUnavailable) return;  // Try again next turn.
+    Fatal(s.message());
+    return;
+  }
+  snapshot_requested_ = false;
+  wal_bytes_at_snapshot_ = wal_.appended_bytes();
+  ReleaseDurable();  // The rotation synced everything appended so far.
+  std::string bytes;
+  replica_.Image([&bytes](const core::Record& record) { storage::AppendRecord(record, &bytes); });
+  core::Record end;
+  end.kind = core::RecordKind::kSnapshotEnd;
+  storage::AppendRecord(end, &bytes);
+  size_t size = bytes.size();
+  KV_LOG(kInfo, "snapshot %llu: %zu bytes encoded in %llu ms; writing", (unsigned long long)segment,
+         size, (unsigned long long)(uv_hrtime() / 1000000 - started_ms));
+  snapshot_writer_.Start(loop_, segment, std::move(bytes),
+                         [this, segment, size, started_ms](core::Status status) {
+                           OnSnapshotWritten(status, segment, size, started_ms);
+                         });
+}
+
+void Node::OnSnapshotWritten(core::Status status, uint64_t segment, size_t bytes,
+                             uint64_t started_ms) {
+  if (!status.ok()) {
+    // The log still holds everything: nothing is lost, only not compacted.
+    KV_LOG(kError, "snapshot %llu failed: %s", (unsigned long long)segment,
+           status.message().c_str());
+    ReplySnapshotWaiters(fb::Status::INTERNAL, status.message());
+    return;
+  }
+  wal_.RemoveSegmentsBefore(segment);
+  RemoveSnapshotsBefore(config_.data_dir, segment);
+  uint64_t took_ms = uv_hrtime() / 1000000 - started_ms;
+  KV_LOG(kInfo, "snapshot %llu durable: %zu bytes in %llu ms; older log segments removed",
+         (unsigned long long)segment, bytes, (unsigned long long)took_ms);
+  ReplySnapshotWaiters(fb::Status::OK, "snapshot " + std::to_string(segment) + ": " +
+                                           std::to_string(bytes) + " bytes in " +
+                                           std::to_string(took_ms) + " ms");
+}
+
+void Node::ReplySnapshotWaiters(fb::Status status, const std::string& message) {
+  for (auto [stream_id, slot] : snapshot_waiters_) {
+    auto it = streams_.find(stream_id);
+    if (it == streams_.end() || it->second->closing()) continue;
+    Stream& stream = *it->second;
+    encoder_.Encode(stream.request_id(slot), wire::AdminReplyFields{status, message},
+                    stream.ReplyBuffer(slot));
+    stream.ReplyDone(slot);
+    MarkDirty(stream);
+  }
+  snapshot_waiters_.clear();
   FlushDirty();
 }
 
@@ -272,7 +381,7 @@ void Node::Execute(core::Output& out) {
   for (const core::Event& event : out.events) LogEvent(event);
   if (!out.records.empty()) {
     wal_buffer_.clear();
-    for (const core::Write& record : out.records) storage::AppendWriteRecord(record, &wal_buffer_);
+    for (const core::Record& record : out.records) storage::AppendRecord(record, &wal_buffer_);
     if (core::Status s = wal_.Append(wal_buffer_); !s.ok()) {
       Fatal(s.message());
       return;
@@ -308,14 +417,18 @@ void Node::OnSynced(core::Status status) {
     Fatal(status.message());
     return;
   }
+  ReleaseDurable();
+  if (!waiting_.empty()) StartSync();  // Records appended during that sync.
+  FlushDirty();
+}
+
+void Node::ReleaseDurable() {
   while (!waiting_.empty() && waiting_.front().wal_bytes <= wal_.durable_bytes()) {
     Send(waiting_.front().out);
     waiting_.front().out.Clear();
     spare_outputs_.push_back(std::move(waiting_.front().out));
     waiting_.pop_front();
   }
-  if (!waiting_.empty()) StartSync();  // Records appended during that sync.
-  FlushDirty();
 }
 
 void Node::OnEverySec(uv_timer_t* handle) {
@@ -337,12 +450,22 @@ void Node::Fatal(const std::string& why) {
 void Node::Send(core::Output& out) {
   for (const core::Reply& reply : out.replies) SendReply(reply);
   for (const core::PeerMessage& message : out.messages) {
-    if (message.type == core::PeerMessageType::kWriteBatch) {
-      SendWriteBatch(message.peer, message.writes);
-    } else {
-      SendToInbound(message);
+    switch (message.type) {
+      case core::PeerMessageType::kHelloAck:
+      case core::PeerMessageType::kAck:
+        SendToInbound(message);
+        break;
+      case core::PeerMessageType::kWriteBatch:
+      case core::PeerMessageType::kTransferChunk:
+        SendWrites(message.peer, message.type, message.writes);
+        break;
+      case core::PeerMessageType::kTransferBegin:
+      case core::PeerMessageType::kTransferEnd:
+        SendToOutbound(message);
+        break;
     }
   }
+  for (uint32_t peer : out.restart_links) RestartLink(peer);
   for (uint32_t peer : out.resync_peers) {
     if (Stream* stream = inbound_peers_[peer]) {
       KV_LOG(kWarn, "peer %s: causal buffer full; closing its link to resynchronise",
@@ -368,7 +491,8 @@ void Node::SendReply(const core::Reply& reply) {
   MarkDirty(stream);
 }
 
-void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes) {
+void Node::SendWrites(uint32_t peer, core::PeerMessageType type,
+                      const std::vector<core::Write>& writes) {
   PeerLink* link = links_[peer].get();
   Stream* stream = link ? link->stream() : nullptr;
   if (!stream) return;  // Down since; the log resends on reconnect.
@@ -385,7 +509,11 @@ void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes)
       scratch_fields_.push_back(
           {write.origin, write.clock.counts(), write.is_delete, write.key, write.value});
     }
-    encoder_.Encode(0, wire::WriteBatchFields{scratch_fields_}, &stream->output());
+    if (type == core::PeerMessageType::kTransferChunk) {
+      encoder_.Encode(0, wire::TransferChunkFields{scratch_fields_}, &stream->output());
+    } else {
+      encoder_.Encode(0, wire::WriteBatchFields{scratch_fields_}, &stream->output());
+    }
     begin = end;
   }
   MarkDirty(*stream);
@@ -395,6 +523,27 @@ void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes)
   }
 }
 
+void Node::SendToOutbound(const core::PeerMessage& message) {
+  PeerLink* link = links_[message.peer].get();
+  Stream* stream = link ? link->stream() : nullptr;
+  if (!stream) return;  // Down since; a new link starts a new transfer.
+  if (message.type == core::PeerMessageType::kTransferBegin) {
+    encoder_.Encode(0, wire::TransferBeginFields{message.clock.counts()}, &stream->output());
+  } else {
+    encoder_.Encode(0, wire::TransferEndFields{}, &stream->output());
+  }
+  MarkDirty(*stream);
+}
+
+void Node::RestartLink(uint32_t peer) {
+  PeerLink* link = links_[peer].get();
+  Stream* stream = link ? link->stream() : nullptr;
+  if (!stream) return;
+  KV_LOG(kWarn, "peer %s: too far behind for the replication log; relinking for a state transfer",
+         PeerName(peer).c_str());
+  stream->Close();  // The link redials; its hello-ack starts the transfer.
+}
+
 void Node::SendToInbound(const core::PeerMessage& message) {
   Stream* stream = inbound_peers_[message.peer];
   if (!stream || stream->closing()) return;
@@ -402,9 +551,11 @@ void Node::SendToInbound(const core::PeerMessage& message) {
     wire::HelloAckFields fields;
     fields.node_index = config_.self();
     fields.clock = message.clock.counts();
+    fields.cluster_id = message.cluster_id;
     encoder_.Encode(0, fields, &stream->output());
   } else {
-    encoder_.Encode(0, wire::AckFields{message.clock.counts()}, &stream->output());
+    encoder_.Encode(0, wire::AckFields{message.clock.counts(), message.cluster_id},
+                    &stream->output());
   }
   MarkDirty(*stream);
 }
@@ -471,6 +622,27 @@ void Node::LogEvent(const core::Event& event) {
     case Kind::kRecovered:
       KV_LOG(kInfo, "recovered own writes up to %llu; accepting writes", seq);
       break;
+    case Kind::kTransferSending:
+      KV_LOG(kInfo, "peer %s: its clock is behind our log; sending our state (%llu keys)",
+             PeerName(event.peer).c_str(), seq);
+      break;
+    case Kind::kTransferInstalled:
+      KV_LOG(kInfo, "installed a state transfer of %llu keys from %s; clock %s", seq,
+             PeerName(event.peer).c_str(), replica_.clock().ToString().c_str());
+      break;
+    case Kind::kTransferRefused:
+      KV_LOG(kInfo, "peer %s: refused its state transfer (another is under way)",
+             PeerName(event.peer).c_str());
+      break;
+    case Kind::kIdentityRecorded:
+      KV_LOG(kInfo, "member of cluster %s; accepting writes", key);
+      break;
+    case Kind::kLogDetached:
+      KV_LOG(kWarn,
+             "peer %s: the replication log reached %llu bytes; no longer kept for it (it will "
+             "catch up by state transfer)",
+             PeerName(event.peer).c_str(), seq);
+      break;
   }
 }
 
@@ -499,21 +671,24 @@ void Node::EncodeHello(std::string* out) {
   wire::HelloFields fields;
   fields.cluster_fingerprint = fingerprint_;
   fields.node_index = config_.self();
+  fields.cluster_id = replica_.cluster_id();
   encoder_.Encode(0, fields, out);
 }
 
-void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) {
+void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock,
+                    std::string_view cluster_id) {
   Stream* stream = links_[peer]->stream();
   replica_.SetLinkPaused(peer, false);
-  core::Status s = replica_.LinkToPeerUp(peer, core::VectorClock(clock), now_ms());
+  core::Status s = replica_.LinkToPeerUp(peer, core::VectorClock(clock), now_ms(), cluster_id);
   if (!s.ok()) {
     KV_LOG(kWarn, "peer %s: %s; closing", PeerName(peer).c_str(), s.ToString().c_str());
     stream->Close();
   }
 }
 
-void Node::OnLinkAck(uint32_t peer, std::span<const uint64_t> clock) {
-  core::Status s = replica_.PeerAck(peer, core::VectorClock(clock), now_ms());
+void Node::OnLinkAck(uint32_t peer, std::span<const uint64_t> clock,
+                     std::string_view cluster_id) {
+  core::Status s = replica_.PeerAck(peer, core::VectorClock(clock), now_ms(), cluster_id);
   if (!s.ok()) {
     KV_LOG(kWarn, "peer %s: bad ack: %s; closing", PeerName(peer).c_str(), s.ToString().c_str());
     if (Stream* stream = links_[peer]->stream()) stream->Close();

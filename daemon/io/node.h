@@ -22,6 +22,7 @@
 #include "daemon/core/replica.h"
 #include "daemon/io/notify.h"
 #include "daemon/io/peer_link.h"
+#include "daemon/io/snapshot_file.h"
 #include "daemon/io/stream.h"
 #include "daemon/io/wal_file.h"
 #include "schema/encoder.h"
@@ -74,8 +75,10 @@ class Node : public StreamHandler, public PeerLinkOwner {
   }
   void EncodeHello(std::string* out) override;
   void MarkDirty(Stream& stream) override;
-  void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) override;
-  void OnLinkAck(uint32_t peer, std::span<const uint64_t> clock) override;
+  void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock,
+                std::string_view cluster_id) override;
+  void OnLinkAck(uint32_t peer, std::span<const uint64_t> clock,
+                 std::string_view cluster_id) override;
   void OnLinkDrained(uint32_t peer) override;
   void OnLinkDown(uint32_t peer) override;
 
@@ -106,8 +109,21 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void OnSynced(core::Status status);
   static void OnEverySec(uv_timer_t* handle);
   void Fatal(const std::string& why);
+  // Sends, in order, every queued output the WAL's durable bytes cover.
+  void ReleaseDurable();
+
+  // --- Snapshots -------------------------------------------------------------
+  core::Status Recover();
+  void MaybeSnapshot();
+  void StartSnapshot();
+  void OnSnapshotWritten(core::Status status, uint64_t segment, size_t bytes, uint64_t started_ms);
+  void ReplySnapshotWaiters(fb::Status status, const std::string& message);
   void SendReply(const core::Reply& reply);
-  void SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes);
+  // Write batches and transfer chunks, split into frames of at most about
+  // kBatchFrameBytesSoftMax.
+  void SendWrites(uint32_t peer, core::PeerMessageType type, const std::vector<core::Write>& writes);
+  void SendToOutbound(const core::PeerMessage& message);
+  void RestartLink(uint32_t peer);
   void SendToInbound(const core::PeerMessage& message);
   void LogEvent(const core::Event& event);
   bool WriteEventLogAllowed();
@@ -118,6 +134,10 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void HandleAdminRequest(Stream& stream, const fb::Envelope& envelope);
   void HandleHello(Stream& stream, const fb::Envelope& envelope);
   void HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch);
+  void HandleTransfer(Stream& stream, const fb::Envelope& envelope);
+  // Fills scratch_writes_ from a verified vector of Write tables.
+  void ToScratchWrites(const flatbuffers::Vector<flatbuffers::Offset<fb::Write>>* writes);
+  void ClosePeerStream(Stream& stream, const core::Status& status, const char* what);
   void ReplyStatus(Stream& stream, uint64_t request_id);
   void ReplyBuffer(Stream& stream, uint64_t request_id, uint32_t limit);
   void ReplyAdmin(Stream& stream, uint64_t request_id, fb::Status status,
@@ -166,6 +186,11 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // WAL offset they were produced at (fsync=always only).
   WalFile wal_;
   std::string wal_buffer_;
+  SnapshotWriter snapshot_writer_;
+  uint64_t wal_bytes_at_snapshot_ = 0;  // wal_.appended_bytes() when the last one began.
+  bool snapshot_requested_ = false;
+  // Admin requests waiting for the snapshot under way (or the next one).
+  std::vector<std::pair<uint64_t, uint32_t>> snapshot_waiters_;  // Stream id, slot.
   struct Waiting {
     uint64_t wal_bytes;
     core::Output out;

@@ -92,12 +92,14 @@ void PeerLink::OnFrame(Stream& stream, const wire::Frame& frame) {
       up_ = true;
       backoff_ms_ = options_.backoff_min_ms;
       KV_LOG(kInfo, "peer %s: connected", options_.name.c_str());
-      owner_->OnLinkUp(options_.peer, wire::AsClock(ack->clock()));
+      owner_->OnLinkUp(options_.peer, wire::AsClock(ack->clock()), wire::AsText(ack->cluster_id()));
       return;
     }
     case fb::Message::Ack:
       if (up_) {
-        owner_->OnLinkAck(options_.peer, wire::AsClock(envelope.message_as_Ack()->clock()));
+        const fb::Ack* ack = envelope.message_as_Ack();
+        owner_->OnLinkAck(options_.peer, wire::AsClock(ack->clock()),
+                          wire::AsText(ack->cluster_id()));
         return;
       }
       break;

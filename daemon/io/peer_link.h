@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "daemon/io/stream.h"
 
@@ -27,8 +28,11 @@ class PeerLinkOwner {
   virtual void EncodeHello(std::string* out) = 0;
   virtual void MarkDirty(Stream& stream) = 0;
   // The peer answered our hello; `clock` is its clock (length checked).
-  virtual void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) = 0;
-  virtual void OnLinkAck(uint32_t peer, std::span<const uint64_t> clock) = 0;
+  // `cluster_id` is the identity it reported (empty: none).
+  virtual void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock,
+                        std::string_view cluster_id) = 0;
+  virtual void OnLinkAck(uint32_t peer, std::span<const uint64_t> clock,
+                         std::string_view cluster_id) = 0;
   virtual void OnLinkDrained(uint32_t peer) = 0;
   virtual void OnLinkDown(uint32_t peer) = 0;
 };

@@ -11,15 +11,12 @@
 #include <cstring>
 #include <vector>
 
+#include "daemon/io/file_util.h"
 #include "daemon/io/log.h"
 #include "daemon/storage/wal_format.h"
 
 namespace kvd::io {
 namespace {
-
-core::Status Errno(const std::string& what) {
-  return core::Status::Internal(what + ": " + std::strerror(errno));
-}
 
 std::string SegmentName(uint64_t segment) {
   char name[64];
@@ -45,58 +42,28 @@ std::vector<uint64_t> ListSegments(const std::string& dir) {
   return segments;
 }
 
-core::Status ReadFile(const std::string& path, std::string* out) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("open " + path);
-  struct stat info;
-  if (fstat(fd, &info) != 0) {
-    close(fd);
-    return Errno("stat " + path);
-  }
-  out->resize(static_cast<size_t>(info.st_size));
-  size_t done = 0;
-  while (done < out->size()) {
-    ssize_t n = read(fd, out->data() + done, out->size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      close(fd);
-      return Errno("read " + path);
-    }
-    done += static_cast<size_t>(n);
-  }
-  close(fd);
-  return core::Status::Ok();
-}
-
-// A new file's name is durable only once its directory is synced.
-core::Status SyncDirectory(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Errno("open directory " + dir);
-  int rc = fsync(fd);
-  close(fd);
-  if (rc != 0) return Errno("fsync directory " + dir);
-  return core::Status::Ok();
-}
-
 }  // namespace
 
 WalFile::WalFile(std::string dir) : dir_(std::move(dir)) {}
 
 WalFile::~WalFile() {
   if (fd_ >= 0) close(fd_);
+  if (retired_fd_ >= 0) close(retired_fd_);
 }
 
-core::Status WalFile::Recover(const std::function<core::Status(const core::Write&)>& replay,
-                              bool truncate_corrupt, uint64_t* records) {
+core::Status WalFile::Recover(const std::function<core::Status(const core::Record&)>& replay,
+                              bool truncate_corrupt, uint64_t first_segment, uint64_t* records) {
   *records = 0;
+  // Left by a crash between a snapshot's rename and the clean-up after it.
+  RemoveSegmentsBefore(first_segment);
   std::vector<uint64_t> segments = ListSegments(dir_);
   std::string bytes;
   core::Status replay_status;
   for (size_t i = 0; i < segments.size(); ++i) {
     std::string path = dir_ + "/" + SegmentName(segments[i]);
     if (core::Status s = ReadFile(path, &bytes); !s.ok()) return s;
-    storage::ParseResult result = storage::ParseRecords(bytes, [&](const core::Write& write) {
-      replay_status = replay(write);
+    storage::ParseResult result = storage::ParseRecords(bytes, [&](const core::Record& record) {
+      replay_status = replay(record);
       return replay_status.ok();
     });
     *records += result.records;
@@ -123,7 +90,7 @@ core::Status WalFile::Recover(const std::function<core::Status(const core::Write
     segments.resize(i + 1);
     break;
   }
-  segment_ = segments.empty() ? 1 : segments.back();
+  segment_ = segments.empty() ? std::max<uint64_t>(first_segment, 1) : segments.back();
   path_ = dir_ + "/" + SegmentName(segment_);
   fd_ = open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (fd_ < 0) return Errno("open " + path_);
@@ -167,9 +134,50 @@ void WalFile::OnSynced(uv_fs_t* request) {
     status = core::Status::Internal("fdatasync " + wal->path_ + ": " +
                                     uv_strerror(static_cast<int>(result)));
   } else {
-    wal->durable_ = wal->sync_target_;
+    wal->durable_ = std::max(wal->durable_, wal->sync_target_);
+  }
+  if (wal->retired_fd_ >= 0) {
+    close(wal->retired_fd_);
+    wal->retired_fd_ = -1;
   }
   wal->on_synced_(status);
+}
+
+core::Status WalFile::Rotate(uint64_t* segment) {
+  if (retired_fd_ >= 0) {
+    return core::Status::Unavailable("the segment rotated away last is still syncing");
+  }
+  if (fdatasync(fd_) != 0) return Errno("fdatasync " + path_);
+  durable_ = appended_;
+  std::string next_path = dir_ + "/" + SegmentName(segment_ + 1);
+  int next_fd = open(next_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (next_fd < 0) return Errno("open " + next_path);
+  if (core::Status s = SyncDirectory(dir_); !s.ok()) {
+    close(next_fd);
+    unlink(next_path.c_str());
+    return s;
+  }
+  // A sync still running holds the old descriptor: it is closed when that
+  // sync completes, not before.
+  if (syncing_) {
+    retired_fd_ = fd_;
+  } else {
+    close(fd_);
+  }
+  fd_ = next_fd;
+  path_ = next_path;
+  *segment = ++segment_;
+  return core::Status::Ok();
+}
+
+void WalFile::RemoveSegmentsBefore(uint64_t segment) {
+  for (uint64_t old : ListSegments(dir_)) {
+    if (old >= segment) break;
+    std::string path = dir_ + "/" + SegmentName(old);
+    if (unlink(path.c_str()) != 0) {
+      KV_LOG(kWarn, "cannot remove %s: %s", path.c_str(), std::strerror(errno));
+    }
+  }
 }
 
 core::Status WalFile::SyncNow() {

@@ -7,7 +7,9 @@
 // written before it started (group commit), and the loop keeps serving
 // meanwhile.
 //
-// Files: wal-<20-digit segment number>.log. Recovery reads the segments in
+// Files: wal-<20-digit segment number>.log. A snapshot rotates the log to a
+// new segment first; once the snapshot is durable, the segments before it
+// are removed. Recovery reads the segments from the snapshot's on, in
 // order; a torn tail (a crash mid-write) is truncated with a log line, a
 // damaged record followed by more data stops start-up unless
 // truncate_corrupt is set.
@@ -20,7 +22,7 @@
 #include <string>
 
 #include "daemon/core/status.h"
-#include "daemon/core/write.h"
+#include "daemon/core/record.h"
 
 namespace kvd::io {
 
@@ -34,8 +36,18 @@ class WalFile {
   // Replays every intact record through `replay` (which returns a Status;
   // an error stops recovery), truncates a torn tail, then opens the last
   // segment (or a new one) for appending. Blocking: start-up only.
-  core::Status Recover(const std::function<core::Status(const core::Write&)>& replay,
-                       bool truncate_corrupt, uint64_t* records);
+  // Segments before `first_segment` are covered by a snapshot: they are
+  // removed, not replayed.
+  core::Status Recover(const std::function<core::Status(const core::Record&)>& replay,
+                       bool truncate_corrupt, uint64_t first_segment, uint64_t* records);
+
+  // Syncs the current segment (blocking: once per snapshot) and continues
+  // in a new one, whose number it returns in *segment. Every byte appended
+  // so far is durable afterwards.
+  core::Status Rotate(uint64_t* segment);
+  // Removes the segments before `segment` (a durable snapshot covers them).
+  void RemoveSegmentsBefore(uint64_t segment);
+  uint64_t segment() const { return segment_; }
 
   // Appends encoded records (wal_format.h). An error means the disk
   // refused the write: the node must stop, it can no longer promise
@@ -60,8 +72,11 @@ class WalFile {
   std::string dir_;
   std::string path_;
   int fd_ = -1;
+  // A segment rotated away while a sync of it was running: closed once
+  // that sync completes.
+  int retired_fd_ = -1;
   uint64_t segment_ = 1;
-  uint64_t appended_ = 0;  // Bytes appended since open, in this process.
+  uint64_t appended_ = 0;  // Bytes appended since open, in this process, all segments.
   uint64_t durable_ = 0;   // Of those, bytes covered by a completed sync.
   uint64_t sync_target_ = 0;
   bool syncing_ = false;

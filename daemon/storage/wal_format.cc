@@ -7,8 +7,6 @@
 namespace kvd::storage {
 namespace {
 
-constexpr uint8_t kWriteRecord = 1;
-
 void PutU8(std::string* out, uint8_t v) { out->push_back(static_cast<char>(v)); }
 void PutU16(std::string* out, uint16_t v) { out->append(reinterpret_cast<const char*>(&v), 2); }
 void PutU32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
@@ -38,58 +36,105 @@ class Cursor {
   size_t offset_ = 0;
 };
 
+
+bool HasWriteFields(core::RecordKind kind) {
+  return kind == core::RecordKind::kWrite || kind == core::RecordKind::kTransferEntry ||
+         kind == core::RecordKind::kLogEntry;
+}
+
+bool HasClockOnly(core::RecordKind kind) {
+  return kind == core::RecordKind::kTransferBegin || kind == core::RecordKind::kLogBase;
+}
+
+void PutClock(const core::VectorClock& clock, std::string* out) {
+  PutU16(out, static_cast<uint16_t>(clock.size()));
+  for (uint64_t count : clock.counts()) PutU64(out, count);
+}
+
+bool ReadClock(Cursor* cursor, uint32_t origin, core::VectorClock* clock, std::string* error) {
+  uint16_t entries = 0;
+  if (!cursor->Read(&entries) || entries == 0 || entries > core::kNodesMax || origin >= entries) {
+    *error = "bad origin or clock size";
+    return false;
+  }
+  uint64_t counts[core::kNodesMax];
+  for (uint16_t i = 0; i < entries; ++i) {
+    if (!cursor->Read(&counts[i])) {
+      *error = "clock cut short";
+      return false;
+    }
+  }
+  *clock = core::VectorClock(std::span<const uint64_t>(counts, entries));
+  return true;
+}
+
 }  // namespace
 
-void AppendWriteRecord(const core::Write& write, std::string* out) {
+void AppendRecord(const core::Record& record, std::string* out) {
   size_t header_at = out->size();
   out->append(kRecordHeaderBytes, '\0');
   size_t payload_at = out->size();
-  PutU8(out, kWriteRecord);
-  PutU32(out, write.origin);
-  PutU16(out, static_cast<uint16_t>(write.clock.size()));
-  for (uint64_t count : write.clock.counts()) PutU64(out, count);
-  PutU8(out, write.is_delete ? 1 : 0);
-  PutU32(out, static_cast<uint32_t>(write.key.size()));
-  out->append(write.key);
-  PutU32(out, static_cast<uint32_t>(write.value.size()));
-  out->append(write.value);
+  PutU8(out, static_cast<uint8_t>(record.kind));
+  if (HasWriteFields(record.kind) || HasClockOnly(record.kind)) {
+    PutU32(out, record.origin);
+    PutClock(record.clock, out);
+  }
+  if (HasWriteFields(record.kind)) {
+    PutU8(out, record.is_delete ? 1 : 0);
+    PutU32(out, static_cast<uint32_t>(record.key.size()));
+    out->append(record.key);
+    PutU32(out, static_cast<uint32_t>(record.value.size()));
+    out->append(record.value);
+  } else if (record.kind == core::RecordKind::kTransferEnd) {
+    PutU32(out, record.origin);
+  } else if (record.kind == core::RecordKind::kIdentity) {
+    PutU32(out, static_cast<uint32_t>(record.cluster_id.size()));
+    out->append(record.cluster_id);
+  }
   uint32_t payload_bytes = static_cast<uint32_t>(out->size() - payload_at);
   uint32_t crc = Crc32c(out->data() + payload_at, payload_bytes);
   std::memcpy(out->data() + header_at, &payload_bytes, 4);
   std::memcpy(out->data() + header_at + 4, &crc, 4);
 }
 
-bool DecodeWritePayload(std::string_view payload, core::Write* write, std::string* error) {
+bool DecodeRecordPayload(std::string_view payload, core::Record* record, std::string* error) {
   Cursor cursor(payload);
-  uint8_t type = 0;
-  uint16_t entries = 0;
-  uint8_t is_delete = 0;
-  uint32_t key_bytes = 0;
-  uint32_t value_bytes = 0;
-  if (!cursor.Read(&type) || type != kWriteRecord) {
+  uint8_t kind = 0;
+  if (!cursor.Read(&kind) || kind < static_cast<uint8_t>(core::RecordKind::kWrite) ||
+      kind > static_cast<uint8_t>(core::RecordKind::kSnapshotEnd)) {
     *error = "unknown record type";
     return false;
   }
-  if (!cursor.Read(&write->origin) || !cursor.Read(&entries) || entries == 0 ||
-      entries > core::kNodesMax || write->origin >= entries) {
-    *error = "bad origin or clock size";
+  record->kind = static_cast<core::RecordKind>(kind);
+  record->origin = 0;
+  record->clock = core::VectorClock();
+  record->is_delete = false;
+  record->key.clear();
+  record->value.clear();
+  record->cluster_id.clear();
+  bool ok = true;
+  if (HasWriteFields(record->kind) || HasClockOnly(record->kind)) {
+    ok = cursor.Read(&record->origin) && ReadClock(&cursor, record->origin, &record->clock, error);
+    if (!ok) return false;
+  }
+  if (HasWriteFields(record->kind)) {
+    uint8_t is_delete = 0;
+    uint32_t key_bytes = 0;
+    uint32_t value_bytes = 0;
+    ok = cursor.Read(&is_delete) && is_delete <= 1 && cursor.Read(&key_bytes) &&
+         cursor.ReadBytes(key_bytes, &record->key) && cursor.Read(&value_bytes) &&
+         cursor.ReadBytes(value_bytes, &record->value);
+    record->is_delete = is_delete == 1;
+  } else if (record->kind == core::RecordKind::kTransferEnd) {
+    ok = cursor.Read(&record->origin);
+  } else if (record->kind == core::RecordKind::kIdentity) {
+    uint32_t id_bytes = 0;
+    ok = cursor.Read(&id_bytes) && cursor.ReadBytes(id_bytes, &record->cluster_id);
+  }
+  if (!ok || !cursor.done()) {
+    *error = "malformed record";
     return false;
   }
-  uint64_t counts[core::kNodesMax];
-  for (uint16_t i = 0; i < entries; ++i) {
-    if (!cursor.Read(&counts[i])) {
-      *error = "clock cut short";
-      return false;
-    }
-  }
-  write->clock = core::VectorClock(std::span<const uint64_t>(counts, entries));
-  if (!cursor.Read(&is_delete) || is_delete > 1 || !cursor.Read(&key_bytes) ||
-      !cursor.ReadBytes(key_bytes, &write->key) || !cursor.Read(&value_bytes) ||
-      !cursor.ReadBytes(value_bytes, &write->value) || !cursor.done()) {
-    *error = "malformed write record";
-    return false;
-  }
-  write->is_delete = is_delete == 1;
   return true;
 }
 

@@ -1,14 +1,20 @@
-// The write-ahead log's on-disk format. Pure: encodes records into bytes and
-// parses bytes back; the file I/O lives in daemon/io/wal_file.
+// The on-disk format of records (core/record.h), shared by write-ahead-log
+// segments and snapshot files. Pure: encodes records into bytes and parses
+// bytes back; the file I/O lives in daemon/io/wal_file and snapshot_file.
 //
-// A WAL segment is a sequence of records:
+// A file is a sequence of framed records:
 //   u32 payload_bytes | u32 crc32c(payload) | payload
-// all little-endian. A payload starts with a one-byte type; today the only
-// type is a write:
-//   u8 type=1 | u32 origin | u16 clock_entries | u64 clock[clock_entries]
-//   | u8 is_delete | u32 key_bytes | key | u32 value_bytes | value
-// Writes are logged in the order the node applied them, so replaying a
-// segment through Replica::Restore rebuilds the node's state.
+// all little-endian. A payload starts with a one-byte kind (RecordKind):
+//   write-like (kWrite, kTransferEntry, kLogEntry):
+//     u8 kind | u32 origin | u16 clock_entries | u64 clock[clock_entries]
+//     | u8 is_delete | u32 key_bytes | key | u32 value_bytes | value
+//   clock-only (kTransferBegin, kLogBase):
+//     u8 kind | u32 origin | u16 clock_entries | u64 clock[clock_entries]
+//   kTransferEnd: u8 kind | u32 origin
+//   kIdentity:    u8 kind | u32 id_bytes | id
+//   kSnapshotEnd: u8 kind
+// Records are logged in the order the replica produced them, so replaying
+// them through Replica::Restore rebuilds the node's state.
 #pragma once
 
 #include <cstddef>
@@ -16,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include "daemon/core/write.h"
+#include "daemon/core/record.h"
 
 namespace kvd::storage {
 
@@ -25,8 +31,8 @@ inline constexpr size_t kRecordHeaderBytes = 8;
 // there without allocating.
 inline constexpr size_t kRecordPayloadBytesMax = 1u << 30;
 
-// Appends one framed write record to *out.
-void AppendWriteRecord(const core::Write& write, std::string* out);
+// Appends one framed record to *out.
+void AppendRecord(const core::Record& record, std::string* out);
 
 struct ParseResult {
   enum class Stop : uint8_t {
@@ -43,13 +49,14 @@ struct ParseResult {
 };
 
 // Parses records from `bytes`, calling visit(const core::Write&) for each
-// intact one in order; stops at the first that is torn or corrupt.
+// intact one (as const core::Record&) in order; stops at the first that is
+// torn or corrupt.
 // `visit` returns false to stop early (then stop=kCorrupt with its message).
 template <typename Visit>
 ParseResult ParseRecords(std::string_view bytes, Visit visit);
 
 // Decodes one payload (without its header). Returns false if malformed.
-bool DecodeWritePayload(std::string_view payload, core::Write* write, std::string* error);
+bool DecodeRecordPayload(std::string_view payload, core::Record* record, std::string* error);
 
 }  // namespace kvd::storage
 

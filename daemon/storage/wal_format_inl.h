@@ -17,7 +17,7 @@ template <typename Visit>
 ParseResult ParseRecords(std::string_view bytes, Visit visit) {
   ParseResult result;
   size_t offset = 0;
-  core::Write write;
+  core::Record record;
   std::string error;
   while (offset < bytes.size()) {
     size_t left = bytes.size() - offset;
@@ -45,12 +45,12 @@ ParseResult ParseRecords(std::string_view bytes, Visit visit) {
       result.message = "record at offset " + std::to_string(offset) + " fails its checksum";
       break;
     }
-    if (!DecodeWritePayload(payload, &write, &error)) {
+    if (!DecodeRecordPayload(payload, &record, &error)) {
       result.stop = ParseResult::Stop::kCorrupt;
       result.message = "record at offset " + std::to_string(offset) + ": " + error;
       break;
     }
-    if (!visit(static_cast<const core::Write&>(write))) {
+    if (!visit(static_cast<const core::Record&>(record))) {
       result.stop = ParseResult::Stop::kCorrupt;
       result.message = "record at offset " + std::to_string(offset) + " refused on replay";
       break;

@@ -632,17 +632,21 @@ Test(replica, recovers_own_writes_before_accepting_new_ones) {
   cr_assert(c.node(kN2).clock() == (VectorClock{3, 0, 0}));
   cr_assert_eq(c.node(kN2).log().size(), 3u);
 
-  // Node 1 loses its disk and comes back empty.
+  // Node 1 loses its disk and comes back empty: without an identity it
+  // cannot tell a new cluster from a lost disk, so it takes no writes.
   c.Disconnect(kN1, kN2);
   c.Disconnect(kN2, kN1);
   c.Replace(kN1);
   Replica& n1 = c.node(kN1);
-  cr_assert(n1.accepting_writes());
+  cr_assert_not(n1.accepting_writes());
+  cr_assert(n1.cluster_id().empty());
 
-  // Its link to node 2 comes up first: the hello-ack reveals seq 3.
+  // Its link to node 2 comes up first: the hello-ack reveals seq 3 and the
+  // cluster's identity, which node 1 adopts (but does not record yet).
   c.Connect(kN1, kN2);
   c.Step(kN2);  // HelloAck [3,0,0] -> n1.LinkToPeerUp.
   cr_assert_not(n1.accepting_writes());
+  KV_ASSERT_STR_EQ(n1.cluster_id(), "test-cluster");
   Reply refused = c.Put(kN1, "new", "x", 10);
   cr_assert_eq(refused.code, Code::kUnavailable, "got %s",
                std::string(CodeName(refused.code)).c_str());
@@ -654,9 +658,21 @@ Test(replica, recovers_own_writes_before_accepting_new_ones) {
   c.Connect(kN2, kN1);
   c.Settle();
   cr_assert(n1.clock() == (VectorClock{3, 0, 0}));
-  cr_assert(n1.accepting_writes());
   cr_assert_eq(c.history(kN1).CountEvents(Event::Kind::kRecovered), 1u);
   cr_assert(n1.store().Find("k2")->value == "v2");
+  // Node 3 has not been heard: it could know of a later write of node 1.
+  cr_assert_not(n1.accepting_writes(), "accepted writes before hearing every peer");
+
+  c.Connect(kN1, kN3);
+  c.Connect(kN3, kN1);
+  c.Settle();
+  cr_assert(n1.accepting_writes());
+  cr_assert(n1.identity_recorded());
+  bool recorded = false;
+  for (const Record& record : c.history(kN1).all_records) {
+    recorded |= record.kind == RecordKind::kIdentity && record.cluster_id == "test-cluster";
+  }
+  cr_assert(recorded, "the adopted identity is persisted");
 
   Reply accepted = c.Put(kN1, "new", "x", 11);
   cr_assert_eq(accepted.code, Code::kOk);

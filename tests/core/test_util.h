@@ -67,15 +67,20 @@ inline ReplicaConfig TestConfig(uint32_t self, size_t node_count) {
   config.self = self;
   config.node_count = node_count;
   config.ack_interval_ms = 0;
+  // A member from the start, as after restoring its identity record; the
+  // identity tests clear it to exercise founding and adoption.
+  config.cluster_id = "test-cluster";
   return config;
 }
 
 // Everything one node's Ready() calls produced, accumulated in order.
 struct NodeHistory {
-  std::vector<Write> records;
+  std::vector<Write> records;         // The kWrite records, in order.
+  std::vector<Record> all_records;    // Every record, in order.
   std::vector<Reply> replies;
   std::vector<Event> events;
   std::vector<uint32_t> resyncs;
+  std::vector<uint32_t> restarts;  // Output.restart_links.
 
   // Replies with this token, in order.
   std::vector<Reply> RepliesFor(uint64_t token) const {
@@ -121,9 +126,12 @@ class Cluster {
     return config;
   }
 
-  // Replaces node i by a fresh replica with an empty state (a lost disk).
+  // Replaces node i by a fresh replica with an empty state (a lost disk):
+  // it has no identity and must recover before it takes writes.
   void Replace(uint32_t i) {
-    nodes_[i] = std::make_unique<Replica>(Config(i));
+    ReplicaConfig config = Config(i);
+    config.cluster_id.clear();
+    nodes_[i] = std::make_unique<Replica>(config);
     histories_[i] = NodeHistory();
   }
 
@@ -131,10 +139,15 @@ class Cluster {
   Output Take(uint32_t i) {
     Output out = node(i).Ready(now);
     NodeHistory& history = histories_[i];
-    history.records.insert(history.records.end(), out.records.begin(), out.records.end());
+    for (const Record& record : out.records) {
+      if (record.kind == RecordKind::kWrite) history.records.push_back(record);
+    }
+    history.all_records.insert(history.all_records.end(), out.records.begin(), out.records.end());
     history.replies.insert(history.replies.end(), out.replies.begin(), out.replies.end());
     history.events.insert(history.events.end(), out.events.begin(), out.events.end());
     history.resyncs.insert(history.resyncs.end(), out.resync_peers.begin(), out.resync_peers.end());
+    history.restarts.insert(history.restarts.end(), out.restart_links.begin(),
+                            out.restart_links.end());
     return out;
   }
 
@@ -144,16 +157,27 @@ class Cluster {
     Status status;
     switch (message.type) {
       case PeerMessageType::kHelloAck:
-        status = to.LinkToPeerUp(from, message.clock, now);
+        status = to.LinkToPeerUp(from, message.clock, now, message.cluster_id);
         break;
       case PeerMessageType::kAck:
-        status = to.PeerAck(from, message.clock, now);
+        status = to.PeerAck(from, message.clock, now, message.cluster_id);
         break;
       case PeerMessageType::kWriteBatch: {
         std::vector<Write> writes = message.writes;
         status = to.PeerWrites(from, writes, now);
         break;
       }
+      case PeerMessageType::kTransferBegin:
+        status = to.PeerTransferBegin(from, message.clock, now);
+        break;
+      case PeerMessageType::kTransferChunk: {
+        std::vector<Write> entries = message.writes;
+        status = to.PeerTransferChunk(from, entries, now);
+        break;
+      }
+      case PeerMessageType::kTransferEnd:
+        status = to.PeerTransferEnd(from, now);
+        break;
     }
     cr_assert(status.ok(), "delivery n%u -> n%u failed: %s", from + 1, message.peer + 1,
               status.ToString().c_str());
@@ -179,7 +203,10 @@ class Cluster {
 
   // Opens the link carrying a's writes to b: b accepts a's hello; the
   // HelloAck reaches a on b's next Step.
-  void Connect(uint32_t a, uint32_t b) { node(b).LinkFromPeerUp(a, now); }
+  void Connect(uint32_t a, uint32_t b) {
+    Status status = node(b).LinkFromPeerUp(a, now, node(a).cluster_id());
+    cr_assert(status.ok(), "hello n%u -> n%u refused: %s", a + 1, b + 1, status.ToString().c_str());
+  }
   void ConnectAll() {
     for (uint32_t a = 0; a < size(); ++a) {
       for (uint32_t b = 0; b < size(); ++b) {
