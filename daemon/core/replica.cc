@@ -494,19 +494,32 @@ Status Replica::StageEntry(const Write& entry) {
   return Status::Ok();
 }
 
-// The installed state is the sender's state at its clock C, plus every
-// entry of ours whose write C does not include (we applied it and the
-// sender had not). An entry of ours that C includes is already accounted
-// for: the sender's entry for that key is the same write or one that
-// supersedes it, and a key the sender no longer has was deleted and its
-// tombstone collected. Both states are causally closed, so the union is
-// too, and our clock becomes the entry-wise maximum.
+// The installed state holds, per key, the winner among every write either
+// side had: ours (our clock R) and the sender's (its clock C; `staged`
+// holds the winner of its writes to each key). For a key the sender has
+// (winner e):
+//   - if e is one of ours (R includes it), our entry already is the
+//     winner: it is e or supersedes it, and if we have no entry, a
+//     tombstone that superseded e was collected here (which needs every
+//     write concurrent with it applied here), so the key stays deleted;
+//   - otherwise the winner is the greater of e and our entry.
+// For a key only we have: keep it unless C includes it (then the sender
+// deleted it and collected the tombstone). Both sets of writes are
+// causally closed, so their union is, and our clock becomes max(R, C).
 void Replica::InstallIncoming() {
   IncomingTransfer& incoming = *incoming_;
-  for (const auto& [key, entry] : store_.entries()) {
-    if (!entry.CoveredBy(incoming.clock)) incoming.staged.Apply(key, entry);
+  Store installed;
+  for (const auto& [key, entry] : incoming.staged.entries()) {
+    const Store::Entry* ours = store_.Find(key);
+    if (!entry.CoveredBy(clock_)) installed.Apply(key, entry);
+    if (ours) installed.Apply(key, *ours);
   }
-  store_ = std::move(incoming.staged);
+  for (const auto& [key, entry] : store_.entries()) {
+    if (!incoming.staged.Find(key) && !entry.CoveredBy(incoming.clock)) {
+      installed.Apply(key, entry);
+    }
+  }
+  store_ = std::move(installed);
   clock_.Merge(incoming.clock);
   // Those writes came as state, not one by one: the log cannot serve them.
   log_.CoverDropped(incoming.clock);

@@ -21,6 +21,7 @@ using core::Code;
 using core::Output;
 using core::PeerMessage;
 using core::PeerMessageType;
+using core::Record;
 using core::Replica;
 using core::ReplicaConfig;
 using core::VectorClock;
@@ -60,6 +61,10 @@ struct Connection {
   bool up = false;
   bool dialing = false;
   uint64_t epoch = 0;
+  // A state transfer relies on its connection's order, as TCP gives it:
+  // its messages are never reordered or duplicated (every other message
+  // may be). The last such delivery time on this connection.
+  uint64_t fifo_at_ms = 0;
 };
 
 struct Session {
@@ -72,6 +77,7 @@ struct Session {
   bool waiting = false;
   uint64_t token = 0;  // Of the outstanding request.
   uint32_t request_node = 0;
+  uint32_t history = 0;  // Its index in the history (see LoseDisk).
 };
 
 struct PendingRequest {
@@ -92,6 +98,14 @@ class Simulator {
     config_.ack_interval_ms = 5 + rng_.Below(40);
     config_.batch_writes_max = 1 + rng_.Below(16);
     config_.parked_requests_max = 64;
+    // Half the runs bound the replication log tightly, so peers get
+    // detached and catch up by state transfer; transfers come in small
+    // pieces, so they span many steps and meet every other fault.
+    if (rng_.Chance(50)) config_.log_bytes_max = 300 + rng_.Below(3000);
+    config_.transfer_bytes_per_ready = 1 + rng_.Below(64);
+    // Every node starts with an empty disk: node 1 founds the cluster.
+    config_.new_cluster_id = "sim-" + std::to_string(options.seed);
+    transfer_clocks_.assign(n_, VectorClock(n_));
     replicas_.resize(n_);
     disks_.resize(n_);
     incarnation_.assign(n_, 0);
@@ -104,6 +118,7 @@ class Simulator {
     for (size_t s = 0; s < sessions_.size(); ++s) {
       sessions_[s].context = VectorClock(n_);
       sessions_[s].sticky = s >= options.sessions;
+      sessions_[s].history = static_cast<uint32_t>(s);
     }
     history_.sessions.resize(sessions_.size());
   }
@@ -121,10 +136,11 @@ class Simulator {
     std::vector<VectorClock> served;  // Clock each reply was served at.
     std::vector<PeerMessage> messages;
     std::vector<uint32_t> resync_peers;
+    std::vector<uint32_t> restart_links;
   };
   struct Disk {
-    std::vector<Write> synced;
-    std::vector<Write> unsynced;
+    std::vector<Record> synced;
+    std::vector<Record> unsynced;
     bool syncing = false;
     std::deque<Held> held;
   };
@@ -142,6 +158,9 @@ class Simulator {
   bool alive(uint32_t node) const { return replicas_[node] != nullptr; }
   void StartNode(uint32_t node);
   void CrashNode(uint32_t node);
+  void LoseDisk(uint32_t node);
+  // The highest write of `origin` node `holder`'s synced records hold.
+  uint64_t DurableSeq(uint32_t holder, uint32_t origin) const;
   void Tick(uint32_t node);
   void Pump(uint32_t node);  // Ready() and execute its Output.
   void StartSync(uint32_t node);
@@ -212,6 +231,7 @@ class Simulator {
 
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::vector<Disk> disks_;
+  std::vector<VectorClock> transfer_clocks_;  // Of the transfer each node is installing.
   std::vector<uint64_t> incarnation_;                 // Bumped by each crash.
   std::vector<VectorClock> shadow_clocks_;            // Last clock seen per node.
   std::vector<std::vector<Connection>> connections_;  // [dialer][acceptor].
@@ -294,7 +314,7 @@ void Simulator::StartNode(uint32_t node) {
   ReplicaConfig config = config_;
   config.self = node;
   replicas_[node] = std::make_unique<Replica>(config);
-  for (const Write& record : disks_[node].synced) {
+  for (const Record& record : disks_[node].synced) {
     core::Status s = replicas_[node]->Restore(record, now_);
     if (!s.ok()) Fail("n" + std::to_string(node + 1) + ": restore: " + s.ToString());
   }
@@ -328,10 +348,7 @@ void Simulator::CrashNode(uint32_t node) {
   // Held replies were never sent, but a local write whose record survived
   // did take effect (its client will not hear of it): it joins the history
   // as an unacknowledged write when its session gives up below.
-  uint64_t own_seq_on_disk = 0;
-  for (const Write& record : disk.synced) {
-    if (record.origin == node) own_seq_on_disk = std::max(own_seq_on_disk, record.seq());
-  }
+  uint64_t own_seq_on_disk = DurableSeq(node, node);
   for (const Held& held : disk.held) {
     for (const core::Reply& reply : held.replies) {
       if (reply.code == Code::kOk && reply.version.size() > 0 &&
@@ -367,6 +384,55 @@ void Simulator::CrashNode(uint32_t node) {
   });
 }
 
+uint64_t Simulator::DurableSeq(uint32_t holder, uint32_t origin) const {
+  uint64_t seq = 0;
+  VectorClock transfer;
+  for (const Record& record : disks_[holder].synced) {
+    switch (record.kind) {
+      case core::RecordKind::kWrite:
+        if (record.origin == origin) seq = std::max(seq, record.seq());
+        break;
+      case core::RecordKind::kTransferBegin:
+        transfer = record.clock;
+        break;
+      case core::RecordKind::kTransferEnd:
+        if (transfer.size() > 0) seq = std::max(seq, transfer[origin]);
+        break;
+      default:
+        break;
+    }
+  }
+  return seq;
+}
+
+// A disk is lost only while every write of its node is durable at some
+// peer: the cluster can then give them all back, and the test is that it
+// does, without the node reusing a sequence number. (A write nobody else
+// has dies with the disk: no replication scheme without synchronous
+// replication can promise otherwise.)
+void Simulator::LoseDisk(uint32_t node) {
+  if (!alive(node)) return;
+  uint64_t own = replicas_[node]->clock()[node];
+  uint64_t elsewhere = 0;
+  for (uint32_t peer = 0; peer < n_; ++peer) {
+    if (peer != node) elsewhere = std::max(elsewhere, DurableSeq(peer, node));
+  }
+  if (elsewhere < own || !disks_[node].held.empty()) return;
+  Log("n" + std::to_string(node + 1) + " loses its disk");
+  ++result_.disks_lost;
+  // A sticky session carries no context: all its causal memory is the
+  // node's state, and that is gone. From here on its client is a new
+  // session (moving sessions carry their context and stay the same).
+  for (Session& session : sessions_) {
+    if (!session.sticky || session.node != node) continue;
+    session.history = static_cast<uint32_t>(history_.sessions.size());
+    history_.sessions.emplace_back();
+  }
+  disks_[node].synced.clear();
+  disks_[node].unsynced.clear();
+  CrashNode(node);
+}
+
 void Simulator::Tick(uint32_t node) {
   if (!alive(node)) return;
   Pump(node);
@@ -379,7 +445,7 @@ void Simulator::Pump(uint32_t node) {
   trace_.Add(replica.clock().Sum());
   CheckRecords(node, out);
   Disk& disk = disks_[node];
-  for (const Write& record : out.records) disk.unsynced.push_back(record);
+  for (Record& record : out.records) disk.unsynced.push_back(std::move(record));
   // The clock each reply was served at. Within one Ready, remote writes
   // are all delivered before any request runs, so the only thing that
   // moves the clock between replies is a local write, whose OK reply
@@ -399,9 +465,28 @@ void Simulator::Pump(uint32_t node) {
   held.replies = std::move(out.replies);
   held.messages = std::move(out.messages);
   held.resync_peers = std::move(out.resync_peers);
+  held.restart_links = std::move(out.restart_links);
   for (const core::Event& event : out.events) {
     if (event.kind == core::Event::Kind::kBuffered) ++result_.buffered;
     if (event.kind == core::Event::Kind::kDuplicate) ++result_.duplicates;
+    if (event.kind == core::Event::Kind::kTransferInstalled) {
+      ++result_.transfers;
+      Log("n" + std::to_string(node + 1) + " installed a transfer of " +
+          std::to_string(event.seq) + " keys from n" + std::to_string(event.peer + 1) +
+          "; clock " + replica.clock().ToString());
+      for (const auto& [key, entry] : replica.store().entries()) {
+        Log("   " + key + "=" + entry.value + " " + entry.version.ToString() +
+            (entry.tombstone ? " (tombstone)" : ""));
+      }
+    }
+    if (event.kind == core::Event::Kind::kTransferSending) {
+      Log("n" + std::to_string(node + 1) + " sends its state to n" +
+          std::to_string(event.peer + 1) + " at " + replica.clock().ToString());
+    }
+    if (event.kind == core::Event::Kind::kLogDetached) {
+      Log("n" + std::to_string(node + 1) + " detaches n" + std::to_string(event.peer + 1) +
+          " from its log");
+    }
   }
   if (replica.buffer().size() > config_.buffer_writes_max) {
     Fail("n" + std::to_string(node + 1) + ": buffer holds " +
@@ -445,7 +530,9 @@ void Simulator::Release(uint32_t node, Held& held) {
   }
   for (PeerMessage& message : held.messages) {
     uint32_t peer = message.peer;
-    if (message.type == PeerMessageType::kWriteBatch) {
+    bool to_peer = message.type != PeerMessageType::kHelloAck &&
+                   message.type != PeerMessageType::kAck;  // Out on our own link to it.
+    if (to_peer) {
       Send(node, peer, /*to_acceptor=*/true, std::move(message));
     } else {
       Send(peer, node, /*to_acceptor=*/false, std::move(message));
@@ -454,6 +541,10 @@ void Simulator::Release(uint32_t node, Held& held) {
   for (uint32_t peer : held.resync_peers) {
     Log("n" + std::to_string(node + 1) + " resyncs link from n" + std::to_string(peer + 1));
     Break(peer, node);
+  }
+  for (uint32_t peer : held.restart_links) {
+    Log("n" + std::to_string(node + 1) + " restarts its link to n" + std::to_string(peer + 1));
+    Break(node, peer);
   }
 }
 
@@ -465,7 +556,10 @@ void Simulator::CheckRecords(uint32_t node, const Output& out) {
     shadow = replicas_[node]->clock();
     return;
   }
-  for (const Write& record : out.records) {
+  for (const Record& record : out.records) {
+    if (record.kind == core::RecordKind::kTransferBegin) transfer_clocks_[node] = record.clock;
+    if (record.kind == core::RecordKind::kTransferEnd) shadow.Merge(transfer_clocks_[node]);
+    if (record.kind != core::RecordKind::kWrite) continue;
     if (record.seq() != shadow[record.origin] + 1) {
       Fail("n" + std::to_string(node + 1) + ": applied " + std::to_string(record.origin + 1) + ":" +
            std::to_string(record.seq()) + " out of sequence at clock " + shadow.ToString());
@@ -515,7 +609,9 @@ void Simulator::Dial(uint32_t dialer, uint32_t acceptor) {
     ++conn.epoch;
     Log("link n" + std::to_string(dialer + 1) + "->n" + std::to_string(acceptor + 1) + " up");
     // The dialer's hello reaches the acceptor, which answers with its clock.
-    replicas_[acceptor]->LinkFromPeerUp(dialer, now_);
+    core::Status status =
+        replicas_[acceptor]->LinkFromPeerUp(dialer, now_, replicas_[dialer]->cluster_id());
+    if (!status.ok()) Fail("hello refused: " + status.ToString());
     Pump(acceptor);
   });
 }
@@ -548,12 +644,20 @@ void Simulator::Send(uint32_t dialer, uint32_t acceptor, bool to_acceptor, PeerM
   Connection& conn = connections_[dialer][acceptor];
   if (!conn.up) return;  // The connection is gone; the log resends later.
   uint64_t epoch = conn.epoch;
-  int copies = faults_on_ && rng_.Chance(20) ? 2 : 1;  // Duplicates.
+  bool fifo = message.type == PeerMessageType::kTransferBegin ||
+              message.type == PeerMessageType::kTransferChunk ||
+              message.type == PeerMessageType::kTransferEnd;
+  int copies = !fifo && faults_on_ && rng_.Chance(20) ? 2 : 1;  // Duplicates.
   auto shared = std::make_shared<PeerMessage>(std::move(message));
   for (int i = 0; i < copies; ++i) {
     ++in_flight_;
     // Independent delays reorder messages, even within one connection.
-    After(Delay(), [this, dialer, acceptor, to_acceptor, epoch, shared] {
+    uint64_t delay = Delay();
+    if (fifo) {
+      conn.fifo_at_ms = std::max(conn.fifo_at_ms, now_ + delay);
+      delay = conn.fifo_at_ms - now_;
+    }
+    After(delay, [this, dialer, acceptor, to_acceptor, epoch, shared] {
       --in_flight_;
       const Connection& conn = connections_[dialer][acceptor];
       if (conn.epoch != epoch || !conn.up) return;
@@ -579,10 +683,21 @@ void Simulator::Receive(uint32_t dialer, uint32_t acceptor, bool to_acceptor,
       break;
     }
     case PeerMessageType::kHelloAck:
-      status = replica.LinkToPeerUp(from, message.clock, now_);
+      status = replica.LinkToPeerUp(from, message.clock, now_, message.cluster_id);
       break;
     case PeerMessageType::kAck:
-      status = replica.PeerAck(from, message.clock, now_);
+      status = replica.PeerAck(from, message.clock, now_, message.cluster_id);
+      break;
+    case PeerMessageType::kTransferBegin:
+      status = replica.PeerTransferBegin(from, message.clock, now_);
+      break;
+    case PeerMessageType::kTransferChunk: {
+      std::vector<Write> entries = message.writes;
+      status = replica.PeerTransferChunk(from, entries, now_);
+      break;
+    }
+    case PeerMessageType::kTransferEnd:
+      status = replica.PeerTransferEnd(from, now_);
       break;
   }
   if (!status.ok())
@@ -661,7 +776,12 @@ void Simulator::MarkExecuted(uint32_t node, const core::Reply& reply) {
   write.executed = true;
   write.clock = reply.version;
   write.origin = node;
-  write_by_version_[{node, reply.version[node]}] = write.id;
+  auto [at, fresh] = write_by_version_.try_emplace({node, reply.version[node]}, write.id);
+  if (!fresh && at->second != write.id) {
+    Fail("n" + std::to_string(node + 1) + " reused sequence number " +
+         std::to_string(reply.version[node]) + " (writes " + std::to_string(at->second) +
+         " and " + std::to_string(write.id) + ")");
+  }
   writes_by_key_[write.key].push_back(write.id);
 }
 
@@ -704,7 +824,7 @@ void Simulator::ClientReply(uint32_t s, const core::Reply& reply, const VectorCl
   if (request.type == PendingRequest::Type::kGet &&
       (reply.code == Code::kOk || reply.code == Code::kNotFound)) {
     uint64_t read = ResolveRead(request.key, reply, node_clock);
-    history_.sessions[s].push_back({checker::Op::Type::kRead, request.key, read, true,
+    history_.sessions[session.history].push_back({checker::Op::Type::kRead, request.key, read, true,
                                     "s" + std::to_string(s) + " get " + request.key + "->" +
                                         std::to_string(read) + " @n" +
                                         std::to_string(session.request_node + 1)});
@@ -729,7 +849,7 @@ void Simulator::RecordWrite(uint32_t s, uint64_t write_id, bool acknowledged) {
                      "=" + std::to_string(write.id) + " @n" + std::to_string(write.origin + 1) +
                      (acknowledged ? "" : " (unacknowledged)")};
   if (acknowledged) {
-    history_.sessions[s].push_back(std::move(op));
+    history_.sessions[sessions_[s].history].push_back(std::move(op));
   } else {
     history_.sessions.push_back({std::move(op)});
   }
@@ -800,7 +920,7 @@ void Simulator::InjectFault() {
   uint32_t a = static_cast<uint32_t>(rng_.Below(n_));
   uint32_t b = static_cast<uint32_t>((a + 1 + rng_.Below(n_ - 1)) % n_);
   uint64_t duration = rng_.Between(30, 800);
-  switch (rng_.Below(6)) {
+  switch (rng_.Below(7)) {
     case 0:  // Break one connection; it redials.
       Break(a, b);
       break;
@@ -828,6 +948,9 @@ void Simulator::InjectFault() {
         held_[a][b] = false;
         if (alive(a)) replicas_[a]->ReleaseLink(b);
       });
+      break;
+    case 5:  // A node loses its disk (when the cluster can give it all back).
+      if (rng_.Chance(60)) LoseDisk(a);
       break;
     default:  // A quiet spell.
       break;
@@ -880,8 +1003,9 @@ void Simulator::CheckConvergence() {
       bool live_a = a && !a->tombstone;
       bool live_b = b && !b->tombstone;
       if (live_a != live_b || (live_a && (a->value != b->value || !(a->version == b->version)))) {
-        Fail("replicas differ on " + key + ": n1=" + (live_a ? a->value : "(none)") + " n" +
-             std::to_string(node + 1) + "=" + (live_b ? b->value : "(none)"));
+        Fail("replicas differ on " + key + ": n1=" + (live_a ? a->value : "(none)") +
+             (a ? " " + a->version.ToString() : "") + " n" + std::to_string(node + 1) + "=" +
+             (live_b ? b->value : "(none)") + (b ? " " + b->version.ToString() : ""));
       }
     }
   }
