@@ -448,9 +448,12 @@ void Poll(std::vector<NodeView>* nodes, SteadyClock::time_point deadline) {
   }
 }
 
+// Converged: every node answers, holds nothing in its causal buffer, has
+// the same clock, and takes writes (it has its cluster identity and all of
+// its own writes).
 bool Converged(const std::vector<NodeView>& nodes) {
   for (const NodeView& node : nodes) {
-    if (!node.status || node.status->buffered != 0) return false;
+    if (!node.status || node.status->buffered != 0 || !node.status->accepting_writes) return false;
     if (node.status->clock != nodes.front().status->clock) return false;
   }
   return true;

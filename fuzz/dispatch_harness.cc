@@ -82,8 +82,42 @@ bool DispatchHarness::OnPeerMessage(const fb::Envelope& envelope) {
         FromPeerDown();  // The peer redialed.
       }
       from_peer_ = peer;
+      // Another cluster's identity is refused (dispatch.cc closes).
+      if (!replica_
+               .LinkFromPeerUp(peer, now_ms_,
+                               wire::AsText(envelope.message_as_Hello()->cluster_id()))
+               .ok()) {
+        return false;
+      }
       from_up_[peer] = true;
-      replica_.LinkFromPeerUp(peer, now_ms_);
+      return true;
+    }
+    case fb::Message::TransferBegin:
+    case fb::Message::TransferChunk:
+    case fb::Message::TransferEnd: {
+      if (!from_peer_ || !from_up_[*from_peer_]) return false;  // No hello yet.
+      core::Status s;
+      if (envelope.message_type() == fb::Message::TransferBegin) {
+        s = replica_.PeerTransferBegin(
+            *from_peer_,
+            core::VectorClock(wire::AsClock(envelope.message_as_TransferBegin()->clock())),
+            now_ms_);
+      } else if (envelope.message_type() == fb::Message::TransferChunk) {
+        const auto* entries = envelope.message_as_TransferChunk()->entries();
+        const size_t count = entries ? entries->size() : 0;
+        scratch_writes_.resize(count);
+        for (size_t i = 0; i < count; ++i) {
+          io::ToCoreWrite(*entries->Get(static_cast<flatbuffers::uoffset_t>(i)),
+                          &scratch_writes_[i]);
+        }
+        s = replica_.PeerTransferChunk(*from_peer_, scratch_writes_, now_ms_);
+      } else {
+        s = replica_.PeerTransferEnd(*from_peer_, now_ms_);
+      }
+      if (!s.ok()) {
+        FromPeerDown();
+        return false;
+      }
       return true;
     }
     case fb::Message::WriteBatch: {
@@ -114,17 +148,24 @@ bool DispatchHarness::OnPeerMessage(const fb::Envelope& envelope) {
       }
       to_peer_ = peer;
       replica_.SetLinkPaused(peer, false);
-      core::Status s =
-          replica_.LinkToPeerUp(peer, core::VectorClock(wire::AsClock(ack->clock())), now_ms_);
-      FUZZ_CHECK(s.ok());  // CheckEnvelope ruled out every reason to refuse.
+      core::Status s = replica_.LinkToPeerUp(peer, core::VectorClock(wire::AsClock(ack->clock())),
+                                             now_ms_, wire::AsText(ack->cluster_id()));
+      // CheckEnvelope ruled out every reason to refuse but another cluster.
+      FUZZ_CHECK(s.ok() || s.code() == core::Code::kUnauthorized);
+      if (!s.ok()) return false;
       to_up_[peer] = true;
       return true;
     }
     case fb::Message::Ack: {
       if (!to_peer_ || !to_up_[*to_peer_]) return false;
-      const auto clock = core::VectorClock(wire::AsClock(envelope.message_as_Ack()->clock()));
-      core::Status s = replica_.PeerAck(*to_peer_, clock, now_ms_);
-      FUZZ_CHECK(s.ok());
+      const fb::Ack* ack = envelope.message_as_Ack();
+      core::Status s = replica_.PeerAck(*to_peer_, core::VectorClock(wire::AsClock(ack->clock())),
+                                        now_ms_, wire::AsText(ack->cluster_id()));
+      FUZZ_CHECK(s.ok() || s.code() == core::Code::kUnauthorized);
+      if (!s.ok()) {
+        ToPeerDown();
+        return false;
+      }
       return true;
     }
     default:
@@ -156,6 +197,14 @@ void DispatchHarness::Step() {
       from_up_[peer] = false;
     }
   }
+  for (uint32_t peer : out.restart_links) {
+    // The shell closes our link to that peer; it redials later.
+    FUZZ_CHECK(peer < config_.node_count && peer != config_.self);
+    if (to_up_[peer]) {
+      replica_.LinkToPeerDown(peer);
+      to_up_[peer] = false;
+    }
+  }
   out.Clear();
 
   const core::VectorClock& clock = replica_.clock();
@@ -170,7 +219,8 @@ void DispatchHarness::Step() {
 
 void DispatchHarness::CheckOutput(const core::Output& out) {
   const core::VectorClock& clock = replica_.clock();
-  for (const core::Write& record : out.records) {
+  for (const core::Record& record : out.records) {
+    if (record.kind != core::RecordKind::kWrite) continue;  // Transfers, identity.
     FUZZ_CHECK(record.clock.size() == config_.node_count);
     FUZZ_CHECK(record.origin < config_.node_count);
     FUZZ_CHECK(record.seq() >= 1 && record.seq() <= clock[record.origin]);
@@ -202,6 +252,20 @@ void DispatchHarness::CheckOutput(const core::Output& out) {
       case core::PeerMessageType::kHelloAck:
       case core::PeerMessageType::kAck:
         FUZZ_CHECK(message.clock.size() == config_.node_count);
+        break;
+      case core::PeerMessageType::kTransferBegin:
+        FUZZ_CHECK(message.clock.size() == config_.node_count);
+        FUZZ_CHECK(to_up_[message.peer]);
+        break;
+      case core::PeerMessageType::kTransferChunk:
+        FUZZ_CHECK(to_up_[message.peer]);
+        for (const core::Write& write : message.writes) {
+          FUZZ_CHECK(write.clock.size() == config_.node_count);
+          FUZZ_CHECK(write.seq() >= 1);
+        }
+        break;
+      case core::PeerMessageType::kTransferEnd:
+        FUZZ_CHECK(to_up_[message.peer]);
         break;
       case core::PeerMessageType::kWriteBatch:
         FUZZ_CHECK(!message.writes.empty());

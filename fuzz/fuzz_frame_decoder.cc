@@ -93,6 +93,20 @@ struct Reader {
       case fb::Message::Ack:
         Clock(e.message_as_Ack()->clock());
         break;
+      case fb::Message::TransferBegin:
+        Clock(e.message_as_TransferBegin()->clock());
+        break;
+      case fb::Message::TransferChunk: {
+        const auto* m = e.message_as_TransferChunk();
+        if (m->entries() == nullptr) break;
+        for (const fb::Write* w : *m->entries()) {
+          Add(w->origin());
+          Clock(w->clock());
+          Bytes(w->key());
+          Bytes(w->value());
+        }
+        break;
+      }
       case fb::Message::StatusReply: {
         const auto* m = e.message_as_StatusReply();
         Add(m->node_index());
@@ -152,6 +166,8 @@ struct Reader {
       case fb::Message::NONE:
       case fb::Message::StatusRequest:
       case fb::Message::ShutdownRequest:
+      case fb::Message::TransferEnd:
+      case fb::Message::SnapshotRequest:
         break;
     }
   }

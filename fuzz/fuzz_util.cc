@@ -60,6 +60,8 @@ core::ReplicaConfig SmallClusterConfig() {
   config.forward_after_ms = 100;
   config.ack_interval_ms = 5;
   config.batch_writes_max = 4;
+  config.log_bytes_max = 4096;  // Small: peers get detached and sent state.
+  config.cluster_id = "fuzz";   // A member already: writes are accepted.
   return config;
 }
 

@@ -22,9 +22,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   size_t offset = 0;  // Where the record being visited starts.
   uint64_t now_ms = 1;
   std::string encoded;
-  storage::ParseResult result = storage::ParseRecords(bytes, [&](const core::Write& write) {
+  storage::ParseResult result = storage::ParseRecords(bytes, [&](const core::Record& write) {
     encoded.clear();
-    storage::AppendWriteRecord(write, &encoded);
+    storage::AppendRecord(write, &encoded);
     FUZZ_CHECK(encoded == bytes.substr(offset, encoded.size()));
     offset += encoded.size();
     ++visited;

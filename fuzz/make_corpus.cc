@@ -1,6 +1,6 @@
 // make_corpus: writes the seed corpus of every fuzz target, valid inputs
 // and edge cases, built with kvd::wire::Encoder and
-// storage::AppendWriteRecord so the seeds follow the real formats.
+// storage::AppendRecord so the seeds follow the real formats.
 //
 //   make_corpus OUT_DIR     writes OUT_DIR/<target>/<name> for each target
 //
@@ -311,7 +311,7 @@ core::Write MakeWrite(uint32_t origin, std::initializer_list<uint64_t> clock, st
 
 std::string Records(const std::vector<core::Write>& writes) {
   std::string out;
-  for (const core::Write& w : writes) storage::AppendWriteRecord(w, &out);
+  for (const core::Write& w : writes) storage::AppendRecord(w, &out);
   return out;
 }
 

@@ -54,12 +54,12 @@ struct PeerMessage {
 // Things worth a log line. The shell decides which levels to print.
 struct Event {
   enum class Kind : uint8_t {
-    kApplied,     // A write took effect here (local or delivered).
-    kBuffered,    // A remote write waits; `waiting_for` is its first gap.
-    kDuplicate,   // A remote write already applied or buffered: dropped.
-    kBufferFull,  // Refused: the link from `peer` must resynchronise.
-    kRecovering,  // A peer knows more of our own writes than we have.
-    kRecovered,   // We have our own writes back: writes accepted again.
+    kApplied,            // A write took effect here (local or delivered).
+    kBuffered,           // A remote write waits; `waiting_for` is its first gap.
+    kDuplicate,          // A remote write already applied or buffered: dropped.
+    kBufferFull,         // Refused: the link from `peer` must resynchronise.
+    kRecovering,         // A peer knows more of our own writes than we have.
+    kRecovered,          // We have our own writes back: writes accepted again.
     kTransferSending,    // To `peer`: `seq` entries; our log lacks what it needs.
     kTransferInstalled,  // From `peer`: `seq` entries installed.
     kTransferRefused,    // From `peer`: another transfer is under way.

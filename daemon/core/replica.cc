@@ -244,14 +244,11 @@ void Replica::Execute(RequestType type, uint64_t token, std::string_view key,
 void Replica::ExecuteWrite(RequestType type, uint64_t token, std::string_view key,
                            std::string_view value, uint64_t now_ms) {
   if (!accepting_writes()) {
-    pending_.replies.push_back({token,
-                                Code::kUnavailable,
-                                "recovering own writes: have " +
-                                    std::to_string(clock_[config_.self]) + ", peers know " +
-                                    std::to_string(own_seq_known_),
-                                false,
-                                {},
-                                {}});
+    std::string why = !identity_recorded_
+                          ? std::string("no cluster identity yet: waiting to hear from every peer")
+                          : "recovering own writes: have " + std::to_string(clock_[config_.self]) +
+                                ", peers know " + std::to_string(own_seq_known_);
+    pending_.replies.push_back({token, Code::kUnavailable, std::move(why), false, {}, {}});
     return;
   }
   Write write;
@@ -337,8 +334,7 @@ Status Replica::ValidateWrite(const Write& write) const {
   return Status::Ok();
 }
 
-Status Replica::LinkFromPeerUp(uint32_t peer, uint64_t now_ms,
-                              std::string_view peer_cluster_id) {
+Status Replica::LinkFromPeerUp(uint32_t peer, uint64_t now_ms, std::string_view peer_cluster_id) {
   if (Status s = ValidatePeer(peer); !s.ok()) return s;
   if (Status s = NotePeerIdentity(peer, peer_cluster_id); !s.ok()) return s;
   PeerLinks& links = peers_[peer];
@@ -360,7 +356,7 @@ void Replica::LinkFromPeerDown(uint32_t peer) {
 }
 
 Status Replica::LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
-                            std::string_view peer_cluster_id) {
+                             std::string_view peer_cluster_id) {
   if (Status s = ValidatePeer(peer); !s.ok()) return s;
   if (Status s = ValidateClock(peer_clock); !s.ok()) return s;
   if (Status s = NotePeerIdentity(peer, peer_cluster_id); !s.ok()) return s;
@@ -405,7 +401,7 @@ void Replica::LinkToPeerDown(uint32_t peer) {
 }
 
 Status Replica::PeerAck(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
-                       std::string_view peer_cluster_id) {
+                        std::string_view peer_cluster_id) {
   if (Status s = ValidatePeer(peer); !s.ok()) return s;
   if (Status s = ValidateClock(peer_clock); !s.ok()) return s;
   if (Status s = NotePeerIdentity(peer, peer_cluster_id); !s.ok()) return s;

@@ -248,9 +248,9 @@ class Replica {
     bool paused = false;
     VectorClock ack_sent;  // Last clock acknowledged on the link from it.
     uint64_t ack_sent_ms = 0;
-    bool identity_sent = false;  // It has heard our current cluster_id_.
-    bool clock_heard = false;    // We learned its clock since we started.
-    bool has_identity = false;   // It reported an identity.
+    bool identity_sent = false;                  // It has heard our current cluster_id_.
+    bool clock_heard = false;                    // We learned its clock since we started.
+    bool has_identity = false;                   // It reported an identity.
     std::unique_ptr<OutgoingTransfer> transfer;  // On the link to it.
   };
 

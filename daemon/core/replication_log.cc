@@ -74,8 +74,8 @@ size_t ReplicationLog::Truncate() {
   return dropped;
 }
 
-void ReplicationLog::StartStream(uint32_t peer, const VectorClock& clock,
-                                 uint64_t peer_writes_here, const VectorClock* transferred) {
+void ReplicationLog::StartStream(uint32_t peer, const VectorClock& clock, uint64_t peer_writes_here,
+                                 const VectorClock* transferred) {
   KV_ASSERT(peer != self_ && peer < peers_.size());
   PeerState& state = peers_[peer];
   state.acked.Merge(clock);

@@ -102,7 +102,8 @@ class ReplicationLog {
     return write.key.size() + write.value.size() + sizeof(Entry) + 8 * write.clock.size();
   }
   bool HoldsBack(uint32_t peer, const Write& write) const {
-    return peer != self_ && !peers_[peer].detached && peers_[peer].acked[write.origin] < write.seq();
+    return peer != self_ && !peers_[peer].detached &&
+           peers_[peer].acked[write.origin] < write.seq();
   }
 
   bool Lacks(const PeerState& state, const Write& write) const {

@@ -311,8 +311,8 @@ void Node::HandleTransfer(Stream& stream, const fb::Envelope& envelope) {
   switch (envelope.message_type()) {
     case fb::Message::TransferBegin:
       s = replica_.PeerTransferBegin(
-          stream.peer, core::VectorClock(wire::AsClock(envelope.message_as_TransferBegin()->clock())),
-          now_ms());
+          stream.peer,
+          core::VectorClock(wire::AsClock(envelope.message_as_TransferBegin()->clock())), now_ms());
       break;
     case fb::Message::TransferChunk:
       ToScratchWrites(envelope.message_as_TransferChunk()->entries());

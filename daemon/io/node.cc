@@ -295,7 +295,9 @@ std::string Node::Summary() const {
   return "clock " + replica_.clock().ToString() + ", peers " + std::to_string(connected) + "/" +
          std::to_string(peers) + " connected, " + std::to_string(replica_.buffer().size()) +
          " buffered, " + std::to_string(replica_.store().live_keys()) + " keys" +
-         (replica_.accepting_writes() ? "" : ", recovering own writes");
+         (!replica_.identity_recorded() ? ", waiting for the cluster identity"
+          : replica_.accepting_writes() ? ""
+                                        : ", recovering own writes");
 }
 
 void Node::Turn() {
@@ -675,8 +677,7 @@ void Node::EncodeHello(std::string* out) {
   encoder_.Encode(0, fields, out);
 }
 
-void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock,
-                    std::string_view cluster_id) {
+void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock, std::string_view cluster_id) {
   Stream* stream = links_[peer]->stream();
   replica_.SetLinkPaused(peer, false);
   core::Status s = replica_.LinkToPeerUp(peer, core::VectorClock(clock), now_ms(), cluster_id);
@@ -686,8 +687,7 @@ void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock,
   }
 }
 
-void Node::OnLinkAck(uint32_t peer, std::span<const uint64_t> clock,
-                     std::string_view cluster_id) {
+void Node::OnLinkAck(uint32_t peer, std::span<const uint64_t> clock, std::string_view cluster_id) {
   core::Status s = replica_.PeerAck(peer, core::VectorClock(clock), now_ms(), cluster_id);
   if (!s.ok()) {
     KV_LOG(kWarn, "peer %s: bad ack: %s; closing", PeerName(peer).c_str(), s.ToString().c_str());

@@ -121,7 +121,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void SendReply(const core::Reply& reply);
   // Write batches and transfer chunks, split into frames of at most about
   // kBatchFrameBytesSoftMax.
-  void SendWrites(uint32_t peer, core::PeerMessageType type, const std::vector<core::Write>& writes);
+  void SendWrites(uint32_t peer, core::PeerMessageType type,
+                  const std::vector<core::Write>& writes);
   void SendToOutbound(const core::PeerMessage& message);
   void RestartLink(uint32_t peer);
   void SendToInbound(const core::PeerMessage& message);

@@ -21,8 +21,8 @@
 #include <functional>
 #include <string>
 
-#include "daemon/core/status.h"
 #include "daemon/core/record.h"
+#include "daemon/core/status.h"
 
 namespace kvd::io {
 

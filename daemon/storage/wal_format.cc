@@ -36,7 +36,6 @@ class Cursor {
   size_t offset_ = 0;
 };
 
-
 bool HasWriteFields(core::RecordKind kind) {
   return kind == core::RecordKind::kWrite || kind == core::RecordKind::kTransferEntry ||
          kind == core::RecordKind::kLogEntry;

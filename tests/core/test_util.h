@@ -75,8 +75,8 @@ inline ReplicaConfig TestConfig(uint32_t self, size_t node_count) {
 
 // Everything one node's Ready() calls produced, accumulated in order.
 struct NodeHistory {
-  std::vector<Write> records;         // The kWrite records, in order.
-  std::vector<Record> all_records;    // Every record, in order.
+  std::vector<Write> records;       // The kWrite records, in order.
+  std::vector<Record> all_records;  // Every record, in order.
   std::vector<Reply> replies;
   std::vector<Event> events;
   std::vector<uint32_t> resyncs;

@@ -298,6 +298,10 @@ void kvt_resume(int id) {
 /* Whether every started node answers status and has its links to and from
  * every other started node up. Sets *exited to a node that died. */
 static int AllReady(int* exited) {
+  /* A new cluster takes writes once all its nodes have met (node 1 founds
+   * it, the others adopt its identity); with a node left out it cannot. */
+  int all_started = 1;
+  for (int i = 0; i < g_size; ++i) all_started &= g_nodes[i].started;
   for (int i = 0; i < g_size; ++i) {
     kvt_node* node = &g_nodes[i];
     if (!node->started) continue;
@@ -309,6 +313,7 @@ static int AllReady(int* exited) {
     }
     kv_node_status st;
     if (TryStatus(node->id, &st) != KV_OK) return 0;
+    if (all_started && !st.accepting_writes) return 0;
     for (size_t p = 0; p < st.peer_count; ++p) {
       const kv_peer_status* peer = &st.peers[p];
       if (peer->id < 1 || peer->id > (uint32_t)g_size) return 0;
@@ -517,7 +522,7 @@ int kvt_wait_converged(int timeout_ms) {
     for (int i = 0; i < g_size && ok; ++i) {
       if (!g_nodes[i].started || g_nodes[i].pid <= 0) continue;
       kv_node_status* out = have_first ? &st : &first;
-      if (TryStatus(g_nodes[i].id, out) != KV_OK || out->buffered != 0) {
+      if (TryStatus(g_nodes[i].id, out) != KV_OK || out->buffered != 0 || !out->accepting_writes) {
         ok = 0;
       } else if (have_first) {
         ok = st.clock_len == first.clock_len &&

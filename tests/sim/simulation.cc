@@ -231,7 +231,7 @@ class Simulator {
 
   std::vector<std::unique_ptr<Replica>> replicas_;
   std::vector<Disk> disks_;
-  std::vector<VectorClock> transfer_clocks_;  // Of the transfer each node is installing.
+  std::vector<VectorClock> transfer_clocks_;          // Of the transfer each node is installing.
   std::vector<uint64_t> incarnation_;                 // Bumped by each crash.
   std::vector<VectorClock> shadow_clocks_;            // Last clock seen per node.
   std::vector<std::vector<Connection>> connections_;  // [dialer][acceptor].
@@ -471,9 +471,9 @@ void Simulator::Pump(uint32_t node) {
     if (event.kind == core::Event::Kind::kDuplicate) ++result_.duplicates;
     if (event.kind == core::Event::Kind::kTransferInstalled) {
       ++result_.transfers;
-      Log("n" + std::to_string(node + 1) + " installed a transfer of " +
-          std::to_string(event.seq) + " keys from n" + std::to_string(event.peer + 1) +
-          "; clock " + replica.clock().ToString());
+      Log("n" + std::to_string(node + 1) + " installed a transfer of " + std::to_string(event.seq) +
+          " keys from n" + std::to_string(event.peer + 1) + "; clock " +
+          replica.clock().ToString());
       for (const auto& [key, entry] : replica.store().entries()) {
         Log("   " + key + "=" + entry.value + " " + entry.version.ToString() +
             (entry.tombstone ? " (tombstone)" : ""));
@@ -779,8 +779,8 @@ void Simulator::MarkExecuted(uint32_t node, const core::Reply& reply) {
   auto [at, fresh] = write_by_version_.try_emplace({node, reply.version[node]}, write.id);
   if (!fresh && at->second != write.id) {
     Fail("n" + std::to_string(node + 1) + " reused sequence number " +
-         std::to_string(reply.version[node]) + " (writes " + std::to_string(at->second) +
-         " and " + std::to_string(write.id) + ")");
+         std::to_string(reply.version[node]) + " (writes " + std::to_string(at->second) + " and " +
+         std::to_string(write.id) + ")");
   }
   writes_by_key_[write.key].push_back(write.id);
 }
@@ -825,9 +825,9 @@ void Simulator::ClientReply(uint32_t s, const core::Reply& reply, const VectorCl
       (reply.code == Code::kOk || reply.code == Code::kNotFound)) {
     uint64_t read = ResolveRead(request.key, reply, node_clock);
     history_.sessions[session.history].push_back({checker::Op::Type::kRead, request.key, read, true,
-                                    "s" + std::to_string(s) + " get " + request.key + "->" +
-                                        std::to_string(read) + " @n" +
-                                        std::to_string(session.request_node + 1)});
+                                                  "s" + std::to_string(s) + " get " + request.key +
+                                                      "->" + std::to_string(read) + " @n" +
+                                                      std::to_string(session.request_node + 1)});
   } else if (reply.code != Code::kOk && reply.code != Code::kNotFound &&
              reply.code != Code::kTimeout && reply.code != Code::kUnavailable) {
     Fail("s" + std::to_string(s) + ": unexpected reply " + std::string(CodeName(reply.code)) +

@@ -13,7 +13,7 @@
 
 using kvd::core::VectorClock;
 using kvd::core::Write;
-using kvd::storage::AppendWriteRecord;
+using kvd::storage::AppendRecord;
 using kvd::storage::ParseRecords;
 using kvd::storage::ParseResult;
 
@@ -49,7 +49,7 @@ std::vector<Write> SampleWrites() {
 std::string Encode(const std::vector<Write>& writes, std::vector<size_t>* ends) {
   std::string bytes;
   for (const Write& write : writes) {
-    AppendWriteRecord(write, &bytes);
+    AppendRecord(write, &bytes);
     ends->push_back(bytes.size());
   }
   return bytes;

@@ -163,6 +163,8 @@ for i in 1 2 3; do
   [ -S "$tmp/run/$i/kvd.sock" ] || fail "no admin socket in node $i's RUNTIME_DIRECTORY"
   "$kvctl" --admin "$tmp/run/$i/kvd.sock" status > /dev/null || fail "kvctl --admin status of node $i"
 done
+# A new cluster takes writes once its nodes have met and node 1 founded it.
+"$kvctl" -n "$addresses" wait-converged > /dev/null || fail "the new cluster did not form"
 for i in 1 2 3; do
   "$kvctl" -n "127.0.0.1:${ports[$((i - 1))]}" put "key$i" "value$i" || fail "put at node $i"
 done

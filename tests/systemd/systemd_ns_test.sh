@@ -169,6 +169,7 @@ done
 
 nodes=127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003
 kv() { nsenter -t "$sd_pid" -n "$kvctl" "$@"; }
+kv -n "$nodes" wait-converged > /dev/null || fail "the new cluster did not form"
 for i in 1 2 3; do kv -n "127.0.0.1:700$i" put "key$i" "value$i" > /dev/null || fail "put at kvd@$i"; done
 kv -n "$nodes" wait-converged || fail "no convergence after a write at each node"
 in_ns kvctl --admin /run/kvd/1/kvd.sock status > /dev/null || fail "admin socket /run/kvd/1/kvd.sock"

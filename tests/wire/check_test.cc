@@ -15,6 +15,13 @@ using kvd::fb::Status;
 
 namespace {
 
+// One past the last union member: a type this build does not know.
+constexpr uint8_t kUnknownType = static_cast<uint8_t>(kvd::fb::Message::MAX) + 1;
+
+}  // namespace
+
+namespace {
+
 constexpr uint64_t kClock2[] = {1, 1};
 constexpr uint64_t kClock4[] = {1, 1, 1, 1};
 constexpr uint64_t kClock5[] = {1, 2, 3, 4, 5};
@@ -59,8 +66,8 @@ struct Case {
 // (addresses differ per process), so tests get an index into this table.
 const Case kCases[] = {
     // Union types.
-    {"unknown union type", +[] { return RawEnvelope(17, true); }, 3, false, Status::BAD_REQUEST,
-     "unknown message type 17"},
+    {"unknown union type", +[] { return RawEnvelope(kUnknownType, true); }, 3, false,
+     Status::BAD_REQUEST, "unknown message type"},
     {"type 255", +[] { return RawEnvelope(255, true); }, 3, false, Status::BAD_REQUEST,
      "unknown message type 255"},
     {"NONE", +[] { return RawEnvelope(0, false); }, 3, false, Status::BAD_REQUEST, "no message"},
@@ -276,7 +283,11 @@ Test(check, class_of_every_type) {
       {Message::ShutdownRequest, MessageClass::kAdminRequest},
       {Message::AdminReply, MessageClass::kAdminReply},
       {Message::Error, MessageClass::kError},
-      {static_cast<Message>(17), MessageClass::kUnknown},
+      {Message::TransferBegin, MessageClass::kPeer},
+      {Message::TransferChunk, MessageClass::kPeer},
+      {Message::TransferEnd, MessageClass::kPeer},
+      {Message::SnapshotRequest, MessageClass::kAdminRequest},
+      {static_cast<Message>(kUnknownType), MessageClass::kUnknown},
   };
   for (const auto& row : table) {
     cr_assert_eq(ClassOf(row.type), row.want, "type %d", static_cast<int>(row.type));
