@@ -35,6 +35,8 @@ const char* KindName(RequestKind kind) {
       return "link";
     case RequestKind::kShutdown:
       return "shutdown";
+    case RequestKind::kSnapshot:
+      return "snapshot";
   }
   return "request";
 }
@@ -259,6 +261,7 @@ Result<NodeStatus> Client::Status() {
         status.keys = in->keys();
         status.accepting_writes = in->accepting_writes();
         status.log_entries = in->log_entries();
+        status.cluster_id = std::string(wire::AsText(in->cluster_id()));
         if (in->peers() != nullptr) {
           for (const fb::PeerStatus* peer : *in->peers()) {
             status.peers.push_back({peer->node_index(), std::string(wire::AsText(peer->address())),
@@ -332,6 +335,18 @@ Result<void> Client::Shutdown() {
                       }
                       return AdminOutcome(envelope);
                     });
+}
+
+Result<std::string> Client::Snapshot() {
+  return Call<std::string>(
+      RequestKind::kSnapshot, wire::SnapshotRequestFields{},
+      [this](const Pending& pending, const fb::Envelope& envelope) -> Result<std::string> {
+        if (envelope.message_type() != fb::Message::AdminReply) {
+          return Fail(UnexpectedType(pending.kind, envelope));
+        }
+        if (Result<void> outcome = AdminOutcome(envelope); !outcome.ok()) return outcome.error();
+        return std::string(wire::AsText(envelope.message_as_AdminReply()->message()));
+      });
 }
 
 // --- Pipelining ---------------------------------------------------------------------

@@ -72,7 +72,16 @@ struct Options {
 };
 
 // Which request a pipelined reply answers.
-enum class RequestKind : uint8_t { kPut, kGet, kDelete, kStatus, kBuffer, kLink, kShutdown };
+enum class RequestKind : uint8_t {
+  kPut,
+  kGet,
+  kDelete,
+  kStatus,
+  kBuffer,
+  kLink,
+  kShutdown,
+  kSnapshot,
+};
 
 // The answer to a put, get or delete.
 struct Reply {
@@ -106,6 +115,7 @@ struct NodeStatus {
   bool accepting_writes = false;
   uint64_t log_entries = 0;
   std::vector<PeerStatus> peers;
+  std::string cluster_id;  // Empty until the node has recorded its identity.
 };
 
 // Writes (origin, seq_first..seq_last) a buffered write waits for.
@@ -173,6 +183,9 @@ class Client {
   Result<void> Link(uint32_t peer_index, bool hold);
   // Asks the node to shut down; it answers, then closes.
   Result<void> Shutdown();
+  // Asks the node to write a snapshot; answers once it is durable, with
+  // the node's summary ("snapshot N: BYTES bytes in MS ms").
+  Result<std::string> Snapshot();
 
   // --- Pipelining -----------------------------------------------------------------
   // Each queues one request carrying the current context and returns its

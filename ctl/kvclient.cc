@@ -331,6 +331,14 @@ int kv_shutdown(kv_client* c) {
   });
 }
 
+int kv_snapshot(kv_client* c) {
+  return Guarded(c, [&] {
+    auto done = c->client.Snapshot();
+    if (!done.ok()) return Report(c, done.error());
+    return KV_OK;
+  });
+}
+
 // --- Pipelining ---------------------------------------------------------------------------
 
 namespace {

@@ -226,6 +226,10 @@ int kv_link(kv_client* c, uint32_t peer_id, int hold);
 /* Asks the node to shut down cleanly. Admin socket only. */
 int kv_shutdown(kv_client* c);
 
+/* Asks the node to write a snapshot and waits until it is durable (the
+ * request timeout applies). Admin socket only. */
+int kv_snapshot(kv_client* c);
+
 /* ------------------------------------------------------- pipelining -- */
 
 /* Queue requests without waiting, send them with kv_flush, then take the

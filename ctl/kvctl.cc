@@ -388,6 +388,21 @@ int RunLink(const Globals& globals, uint32_t peer_id, bool hold) {
   return kExitOk;
 }
 
+int RunSnapshot(const Globals& globals) {
+  Result<Client> client = ConnectAdmin(globals, "snapshot");
+  if (!client.ok()) return Fail(globals, client.error());
+  Result<std::string> done = client->Snapshot();
+  if (!done.ok()) return Fail(globals, done.error());
+  if (globals.json) {
+    JsonWriter json;
+    json.BeginObject().Key("snapshot").String(*done).EndObject();
+    PrintJson(json);
+  } else {
+    std::cout << *done << "\n";
+  }
+  return kExitOk;
+}
+
 int RunShutdown(const Globals& globals) {
   Result<Client> client = ConnectAdmin(globals, "shutdown");
   if (!client.ok()) return Fail(globals, client.error());
@@ -658,6 +673,8 @@ void Declare(CLI::App& app, Parsed& p) {
   release->add_option("PEER_ID", p.peer_id, "1-based id of the peer")->required();
 
   app.add_subcommand("shutdown", "Ask the node to shut down cleanly");
+  app.add_subcommand("snapshot",
+                     "Write a snapshot now (the older log segments go); waits until it is durable");
 
   CLI::App* cluster = app.add_subcommand("cluster", "Commands about the whole cluster");
   cluster->require_subcommand(1);
@@ -698,6 +715,7 @@ int Run(CLI::App& app, const Parsed& p) {
     return RunLink(g, p.peer_id, hold);
   }
   if (name == "shutdown") return RunShutdown(g);
+  if (name == "snapshot") return RunSnapshot(g);
   if (name == "cluster") return RunClusterStatus(g, p.cluster_file);
   if (name == "wait-converged") return RunWaitConverged(g, p.interval_ms);
   if (name == "pipeline-test") return RunPipelineTest(g, p.count, p.depth, p.value_bytes);

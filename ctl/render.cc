@@ -80,6 +80,7 @@ std::string StatusText(const client::NodeStatus& status) {
       {"buffered", std::to_string(status.buffered)},
       {"log entries", std::to_string(status.log_entries)},
       {"accepting writes", YesNo(status.accepting_writes)},
+      {"cluster", status.cluster_id.empty() ? "(no identity yet)" : status.cluster_id},
   });
   if (status.peers.empty()) return out;
   std::vector<std::vector<std::string>> rows = {{"peer", "address", "out", "in", "held", "acked"}};
@@ -105,6 +106,8 @@ void StatusJson(const client::NodeStatus& status, JsonWriter* json) {
       .Bool(status.accepting_writes)
       .Key("log_entries")
       .Uint(status.log_entries)
+      .Key("cluster_id")
+      .String(status.cluster_id)
       .Key("peers")
       .BeginArray();
   for (const client::PeerStatus& peer : status.peers) {

@@ -26,13 +26,14 @@ Test(render, status_json) {
   status.keys = 2;
   status.accepting_writes = true;
   status.log_entries = 3;
+  status.cluster_id = "c0ffee";
   status.peers.push_back({1, "127.0.0.1:7002", true, true, false, {1, 2, 0}});
   status.peers.push_back({2, "127.0.0.1:7003", true, false, true, {}});
   JsonWriter json;
   StatusJson(status, &json);
   cr_assert_eq(json.str(),
                "{\"id\":1,\"clock\":[1,2,0],\"buffered\":1,\"keys\":2,\"accepting_writes\":true,"
-               "\"log_entries\":3,\"peers\":["
+               "\"log_entries\":3,\"cluster_id\":\"c0ffee\",\"peers\":["
                "{\"id\":2,\"address\":\"127.0.0.1:7002\",\"connected\":true,"
                "\"connected_out\":true,\"connected_in\":true,\"held\":false,\"acked\":[1,2,0]},"
                "{\"id\":3,\"address\":\"127.0.0.1:7003\",\"connected\":false,"
@@ -41,6 +42,7 @@ Test(render, status_json) {
   cr_assert(text.find("n1") != std::string::npos);
   cr_assert(text.find("[1,2,0]") != std::string::npos);
   cr_assert(text.find("127.0.0.1:7003") != std::string::npos);
+  cr_assert(text.find("c0ffee") != std::string::npos);
 }
 
 Test(render, buffer_json_and_text) {

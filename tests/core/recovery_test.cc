@@ -61,7 +61,8 @@ size_t CountKind(const std::vector<Record>& records, RecordKind kind) {
 void Populate(Cluster& c, int rounds) {
   for (int i = 0; i < rounds; ++i) {
     for (uint32_t node = 0; node < c.size(); ++node) {
-      c.Put(node, "k" + std::to_string(i % 7), "v" + std::to_string(node) + "." + std::to_string(i));
+      c.Put(node, "k" + std::to_string(i % 7),
+            "v" + std::to_string(node) + "." + std::to_string(i));
     }
     if (i % 3 == 2) {
       std::string doomed = "d" + std::to_string(i);
@@ -207,8 +208,7 @@ Test(transfer, install_keeps_a_key_whose_tombstone_was_collected_here_deleted) {
   n1.LinkFromPeerUp(kN2, 0, "test-cluster");
   Status s = n1.LinkToPeerUp(kN2, VectorClock(2), 0, "test-cluster");
   cr_assert(s.ok());
-  std::vector<Write> writes = {MakeWrite(kN2, {0, 1}, "k", "old"),
-                               MakeDelete(kN2, {0, 2}, "k")};
+  std::vector<Write> writes = {MakeWrite(kN2, {0, 1}, "k", "old"), MakeDelete(kN2, {0, 2}, "k")};
   cr_assert(n1.PeerWrites(kN2, writes, 0).ok());
   cr_assert(n1.PeerAck(kN2, VectorClock{0, 2}, 0).ok());
   n1.Ready(0);
