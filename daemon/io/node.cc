@@ -163,6 +163,10 @@ core::Status Node::Recover() {
       !s.ok()) {
     return s;
   }
+  if (segment > 0) {
+    KV_LOG(kInfo, "loaded snapshot %llu (%llu records)", (unsigned long long)segment,
+           (unsigned long long)snapshot_records);
+  }
   uint64_t records = 0;
   if (core::Status s = wal_.Recover(restore, config_.recover_truncate, segment, &records);
       !s.ok()) {
