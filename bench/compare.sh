@@ -67,18 +67,8 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "compare.sh: $*" >&2; }
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {  # wait_port PORT PID NAME
-  for _ in $(seq 200); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || { log "$3 exited at start-up"; exit 1; }
-    sleep 0.05
-  done
-  log "$3 not listening on port $1"
-  exit 1
-}
+# shellcheck source=bench/lib.sh
+source "$(dirname "$0")/lib.sh"
 # Stops the servers started since the last call (one case's servers).
 group=()
 stop_group() {
