@@ -19,7 +19,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps build asan test test-fast run demo bench bench-micro fuzz install uninstall \
+.PHONY: all deps build asan test test-fast run demo bench bench-micro bench-durability fuzz \
+        install uninstall \
         format format-check clean
 
 all: build
@@ -78,6 +79,11 @@ BENCH_PACKAGES := redis-server redis-tools gnuplot-nox python3
 bench: build
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(BENCH_PACKAGES)"
 	bench/compare.sh --build $(BUILD_DIR)
+
+# Put throughput per fsync policy, recovery of 1M records, catch-up time.
+bench-durability: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="python3"
+	bench/durability.sh --build $(BUILD_DIR)
 
 bench-micro: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target bench_micro

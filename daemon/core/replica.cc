@@ -504,6 +504,22 @@ Status Replica::StageEntry(const Write& entry) {
 // causally closed, so their union is, and our clock becomes max(R, C).
 void Replica::InstallIncoming() {
   IncomingTransfer& incoming = *incoming_;
+  if (clock_.Sum() == 0) {
+    // Nothing applied here yet (a snapshot loading, a lost disk): the
+    // staged state is the result as it is, no copy needed. (An empty
+    // store alone is not enough: its tombstones may have been collected.)
+    store_ = std::move(incoming.staged);
+  } else {
+    store_ = MergedWithStaged(incoming);
+  }
+  clock_.Merge(incoming.clock);
+  // Those writes came as state, not one by one: the log cannot serve them.
+  log_.CoverDropped(incoming.clock);
+  incoming_.reset();
+  changed_ = true;
+}
+
+Store Replica::MergedWithStaged(const IncomingTransfer& incoming) const {
   Store installed;
   for (const auto& [key, entry] : incoming.staged.entries()) {
     const Store::Entry* ours = store_.Find(key);
@@ -515,12 +531,7 @@ void Replica::InstallIncoming() {
       installed.Apply(key, entry);
     }
   }
-  store_ = std::move(installed);
-  clock_.Merge(incoming.clock);
-  // Those writes came as state, not one by one: the log cannot serve them.
-  log_.CoverDropped(incoming.clock);
-  incoming_.reset();
-  changed_ = true;
+  return installed;
 }
 
 void Replica::DrainBuffer(uint64_t now_ms) {

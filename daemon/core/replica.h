@@ -241,6 +241,8 @@ class Replica {
     Store staged;
     uint64_t entries = 0;
   };
+  // Our store merged with a staged transfer (see InstallIncoming).
+  Store MergedWithStaged(const IncomingTransfer& incoming) const;
 
   struct PeerLinks {
     bool from_up = false;

@@ -56,8 +56,9 @@ static void PutMany(int id, const char* prefix, int count, size_t value_bytes) {
       size_t len = strlen(key);
       memset(value, 'v', value_bytes);
       memcpy(value, key, len);
-      cr_assert_eq(kv_send_put(client, key, len, value, value_bytes > len ? value_bytes : len, NULL),
-                   KV_OK, "%s", kv_errmsg(client));
+      cr_assert_eq(
+          kv_send_put(client, key, len, value, value_bytes > len ? value_bytes : len, NULL), KV_OK,
+          "%s", kv_errmsg(client));
     }
     cr_assert_eq(kv_flush(client), KV_OK, "%s", kv_errmsg(client));
     for (int i = start; i < end; ++i) {
@@ -91,7 +92,8 @@ static int CountMissingKeys(int id, const char* prefix, int count) {
       snprintf(key, sizeof(key), "%s%d", prefix, i);
       int ok = reply.status == KV_OK && reply.value_len >= strlen(key) &&
                memcmp(reply.value, key, strlen(key)) == 0;
-      if (!ok && ++missing <= 3) fprintf(stderr, "n%d lacks %s (status %d)\n", id, key, reply.status);
+      if (!ok && ++missing <= 3)
+        fprintf(stderr, "n%d lacks %s (status %d)\n", id, key, reply.status);
       kv_reply_clear(&reply);
     }
   }
