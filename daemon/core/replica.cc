@@ -514,7 +514,16 @@ void Replica::InstallIncoming() {
   }
   clock_.Merge(incoming.clock);
   // Those writes came as state, not one by one: the log cannot serve them.
+  // A peer we stream to that lacks some of them would wait for them
+  // forever: its link restarts, and the new one sends it our state.
   log_.CoverDropped(incoming.clock);
+  for (uint32_t peer = 0; peer < config_.node_count; ++peer) {
+    if (peer == config_.self || peer == incoming.peer || !log_.streaming(peer)) continue;
+    if (log_.sent(peer).Dominates(incoming.clock)) continue;
+    log_.StopStream(peer);
+    peers_[peer].transfer.reset();
+    pending_.restart_links.push_back(peer);
+  }
   incoming_.reset();
   changed_ = true;
 }

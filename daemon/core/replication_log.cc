@@ -78,9 +78,11 @@ void ReplicationLog::StartStream(uint32_t peer, const VectorClock& clock, uint64
                                  const VectorClock* transferred) {
   KV_ASSERT(peer != self_ && peer < peers_.size());
   PeerState& state = peers_[peer];
-  state.acked.Merge(clock);
   // The peer has exactly `clock`: anything sent on an earlier link and not
-  // in it was lost with that link and must go again.
+  // in it was lost with that link and must go again. Even what it once
+  // acknowledged: a peer that lost its disk (or, with fsync=no, the tail of
+  // its log) comes back with less, and the log must keep what it lacks.
+  state.acked = clock;
   state.sent = clock;
   if (transferred) state.sent.Merge(*transferred);
   state.streaming = true;

@@ -75,6 +75,8 @@ class ReplicationLog {
                    const VectorClock* transferred = nullptr);
   void StopStream(uint32_t peer);
   bool streaming(uint32_t peer) const { return peers_[peer].streaming; }
+  // What peer p has or was sent on the current link.
+  const VectorClock& sent(uint32_t peer) const { return peers_[peer].sent; }
 
   // Appends to `out` the next writes (at most `max`) to send to peer p at
   // now_ms, oldest first, and records them as sent. Nothing if not streaming.

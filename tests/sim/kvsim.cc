@@ -52,12 +52,12 @@ int main(int argc, char** argv) {
     kvd::sim::Result result = kvd::sim::Run(options);
     std::printf(
         "seed %llu: %s ops=%llu buffered=%llu duplicates=%llu forwarded=%llu crashes=%llu "
-        "disks_lost=%llu transfers=%llu trace=%016llx\n",
+        "disks_lost=%llu transfers=%llu snapshots=%llu trace=%016llx\n",
         (unsigned long long)seed, result.ok ? "ok" : "FAIL", (unsigned long long)result.operations,
         (unsigned long long)result.buffered, (unsigned long long)result.duplicates,
         (unsigned long long)result.forwarded, (unsigned long long)result.crashes,
         (unsigned long long)result.disks_lost, (unsigned long long)result.transfers,
-        (unsigned long long)result.trace_hash);
+        (unsigned long long)result.snapshots, (unsigned long long)result.trace_hash);
     if (!result.ok) {
       std::printf("%s", result.failure.c_str());
       return 1;

@@ -84,7 +84,7 @@ Test(sim, same_seed_same_trace) {
 
 // The faults must actually happen, or the seeds above prove little.
 Test(sim, faults_exercise_the_core) {
-  uint64_t buffered = 0, forwarded = 0, crashes = 0;
+  uint64_t buffered = 0, forwarded = 0, crashes = 0, disks_lost = 0, transfers = 0, snapshots = 0;
   for (uint64_t seed = 1; seed <= 50; ++seed) {
     kvd::sim::Options options;
     options.seed = seed;
@@ -92,8 +92,35 @@ Test(sim, faults_exercise_the_core) {
     buffered += result.buffered;
     forwarded += result.forwarded;
     crashes += result.crashes;
+    disks_lost += result.disks_lost;
+    transfers += result.transfers;
+    snapshots += result.snapshots;
   }
   cr_assert_gt(buffered, 0, "no write was ever buffered");
   cr_assert_gt(forwarded, 0, "no write was ever forwarded");
   cr_assert_gt(crashes, 0, "no node ever crashed");
+  cr_assert_gt(disks_lost, 0, "no disk was ever lost");
+  cr_assert_gt(transfers, 0, "no state transfer ever happened");
+  cr_assert_gt(snapshots, 0, "no snapshot was ever taken");
+}
+
+// Seeds that once failed, each with the bug it caught. They run whatever
+// SIM_SEEDS says.
+Test(sim, regression_seeds) {
+  struct {
+    uint32_t nodes;
+    uint64_t seed;
+    const char* bug;
+  } const kSeeds[] = {
+      {3, 1228, "a peer streamed from a log that a transfer install had made incomplete"},
+      {3, 3464, "acks from before a disk loss let the log drop writes the peer lacked"},
+  };
+  for (const auto& entry : kSeeds) {
+    kvd::sim::Options options;
+    options.nodes = entry.nodes;
+    options.seed = entry.seed;
+    kvd::sim::Result result = kvd::sim::Run(options);
+    cr_expect(result.ok, "%s (%s):\n%s", kvd::sim::ReplayCommand(options).c_str(), entry.bug,
+              result.failure.c_str());
+  }
 }

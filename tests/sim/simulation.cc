@@ -159,6 +159,7 @@ class Simulator {
   void StartNode(uint32_t node);
   void CrashNode(uint32_t node);
   void LoseDisk(uint32_t node);
+  void Snapshot(uint32_t node);
   // The highest write of `origin` node `holder`'s synced records hold.
   uint64_t DurableSeq(uint32_t holder, uint32_t origin) const;
   void Tick(uint32_t node);
@@ -433,6 +434,22 @@ void Simulator::LoseDisk(uint32_t node) {
   CrashNode(node);
 }
 
+// As kvd does it: everything appended is synced first (the WAL rotation),
+// then the records are replaced by the image of the state. Not while a
+// transfer is being received (kvd defers the snapshot then).
+void Simulator::Snapshot(uint32_t node) {
+  if (!alive(node) || replicas_[node]->receiving_transfer()) return;
+  Disk& disk = disks_[node];
+  // Held outputs count synced records: compact only when none wait.
+  if (disk.syncing || !disk.unsynced.empty() || !disk.held.empty()) return;
+  std::vector<Record> image;
+  replicas_[node]->Image([&](const Record& record) { image.push_back(record); });
+  Log("n" + std::to_string(node + 1) + " snapshots " + std::to_string(disk.synced.size()) +
+      " records into " + std::to_string(image.size()));
+  disk.synced = std::move(image);
+  ++result_.snapshots;
+}
+
 void Simulator::Tick(uint32_t node) {
   if (!alive(node)) return;
   Pump(node);
@@ -683,6 +700,8 @@ void Simulator::Receive(uint32_t dialer, uint32_t acceptor, bool to_acceptor,
       break;
     }
     case PeerMessageType::kHelloAck:
+      Log("n" + std::to_string(to + 1) + " hears n" + std::to_string(from + 1) + " at " +
+          message.clock.ToString() + "; its log dropped " + replica.log().dropped().ToString());
       status = replica.LinkToPeerUp(from, message.clock, now_, message.cluster_id);
       break;
     case PeerMessageType::kAck:
@@ -920,7 +939,7 @@ void Simulator::InjectFault() {
   uint32_t a = static_cast<uint32_t>(rng_.Below(n_));
   uint32_t b = static_cast<uint32_t>((a + 1 + rng_.Below(n_ - 1)) % n_);
   uint64_t duration = rng_.Between(30, 800);
-  switch (rng_.Below(7)) {
+  switch (rng_.Below(8)) {
     case 0:  // Break one connection; it redials.
       Break(a, b);
       break;
@@ -951,6 +970,9 @@ void Simulator::InjectFault() {
       break;
     case 5:  // A node loses its disk (when the cluster can give it all back).
       if (rng_.Chance(60)) LoseDisk(a);
+      break;
+    case 6:  // A node compacts its disk into a snapshot.
+      Snapshot(a);
       break;
     default:  // A quiet spell.
       break;
@@ -993,6 +1015,30 @@ void Simulator::CheckConvergence() {
                              : "down");
     }
     Fail("no convergence after healing:" + clocks);
+    if (options_.verbose) {
+      for (uint32_t node = 0; node < n_; ++node) {
+        if (!alive(node)) continue;
+        const core::ReplicationLog& log = replicas_[node]->log();
+        std::string entries;
+        for (uint64_t i = log.begin_index(); i < log.end_index(); ++i) {
+          const Write& w = log.at(i).write;
+          entries += " " + std::to_string(w.origin + 1) + ":" + std::to_string(w.seq());
+        }
+        Log("n" + std::to_string(node + 1) + " log:" + entries);
+        for (uint32_t peer = 0; peer < n_; ++peer) {
+          if (peer == node) continue;
+          Log("  to n" + std::to_string(peer + 1) + ": streaming " +
+              std::to_string(log.streaming(peer)) + " sent " + log.sent(peer).ToString() +
+              " acked " + log.acked(peer).ToString() + " detached " +
+              std::to_string(log.detached(peer)));
+        }
+        for (const core::BufferedWriteInfo& info : replicas_[node]->ListBuffer(5)) {
+          Log("  buffered " + std::to_string(info.origin + 1) + ":" + std::to_string(info.seq) +
+              " waits for " + std::to_string(info.missing[0].origin + 1) + ":" +
+              std::to_string(info.missing[0].seq_first));
+        }
+      }
+    }
     return;
   }
   for (uint32_t node = 1; node < n_; ++node) {

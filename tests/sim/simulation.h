@@ -47,6 +47,7 @@ struct Result {
   uint64_t forwarded = 0;  // Writes that reached a peer through a third node.
   uint64_t transfers = 0;  // State transfers installed.
   uint64_t disks_lost = 0;
+  uint64_t snapshots = 0;
 };
 
 Result Run(const Options& options);
