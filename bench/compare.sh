@@ -57,14 +57,6 @@ done
 
 tmp=$(mktemp -d /tmp/kvbench.XXXXXX)
 pids=()
-stop_all() {
-  trap - EXIT INT TERM
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$tmp"
-}
-trap stop_all EXIT
-trap 'exit 130' INT TERM
 
 log() { echo "compare.sh: $*" >&2; }
 # shellcheck source=bench/lib.sh

@@ -1,5 +1,15 @@
-# Shell helpers shared by the benchmark scripts (sourced). The caller
-# defines log() and keeps the pids it starts in pids=() for its clean-up.
+# Shell helpers shared by the benchmark scripts (sourced once $tmp and
+# pids=() exist). The caller defines log() and adds every process it starts
+# to pids; on exit they are stopped and $tmp is removed.
+
+stop_all() {
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
 
 # A free loopback port, found by binding port 0.
 free_port() {

@@ -1,6 +1,5 @@
 #include "daemon/io/snapshot_file.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,32 +17,10 @@
 namespace kvd::io {
 namespace {
 
-std::string SnapshotName(uint64_t segment) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "snapshot-%020llu.snap",
-                static_cast<unsigned long long>(segment));
-  return name;
-}
+std::string SnapshotName(uint64_t segment) { return NumberedName("snapshot-", segment, ".snap"); }
 
-// Snapshot numbers in `dir`, ascending; temporary files go to *temporary.
-std::vector<uint64_t> ListSnapshots(const std::string& dir, std::vector<std::string>* temporary) {
-  std::vector<uint64_t> snapshots;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return snapshots;
-  while (dirent* entry = readdir(d)) {
-    unsigned long long segment = 0;
-    char tail[8] = {};
-    if (std::sscanf(entry->d_name, "snapshot-%20llu.%5s", &segment, tail) != 2) continue;
-    if (std::strcmp(tail, "snap") == 0) {
-      snapshots.push_back(segment);
-    } else if (temporary && std::strcmp(tail, "tmp") == 0) {
-      temporary->push_back(entry->d_name);
-    }
-  }
-  closedir(d);
-  std::sort(snapshots.begin(), snapshots.end());
-  return snapshots;
-}
+// Written first, renamed to SnapshotName once complete and synced.
+std::string TemporaryName(uint64_t segment) { return NumberedName("snapshot-", segment, ".tmp"); }
 
 core::Status WriteAll(int fd, const std::string& bytes, const std::string& path) {
   size_t done = 0;
@@ -63,7 +40,7 @@ core::Status LoadSnapshot(const std::string& dir,
                           uint64_t* segment, uint64_t* records) {
   *segment = 0;
   *records = 0;
-  std::vector<uint64_t> snapshots = ListSnapshots(dir, nullptr);
+  std::vector<uint64_t> snapshots = ListNumbered(dir, "snapshot-", ".snap");
   if (snapshots.empty()) return core::Status::Ok();
   std::string path = dir + "/" + SnapshotName(snapshots.back());
   std::string bytes;
@@ -92,15 +69,17 @@ core::Status LoadSnapshot(const std::string& dir,
 }
 
 void RemoveSnapshotsBefore(const std::string& dir, uint64_t segment) {
-  std::vector<std::string> temporary;
-  for (uint64_t old : ListSnapshots(dir, &temporary)) {
+  for (uint64_t old : ListNumbered(dir, "snapshot-", ".snap")) {
     if (old >= segment) break;
     std::string path = dir + "/" + SnapshotName(old);
     if (unlink(path.c_str()) != 0) {
       KV_LOG(kWarn, "cannot remove %s: %s", path.c_str(), std::strerror(errno));
     }
   }
-  for (const std::string& name : temporary) unlink((dir + "/" + name).c_str());
+  // Left by a crash mid-write: never complete, never loaded.
+  for (uint64_t old : ListNumbered(dir, "snapshot-", ".tmp")) {
+    if (old < segment) unlink((dir + "/" + TemporaryName(old)).c_str());
+  }
 }
 
 void SnapshotWriter::Start(uv_loop_t* loop, uint64_t segment, std::string bytes,
@@ -122,7 +101,7 @@ void SnapshotWriter::Start(uv_loop_t* loop, uint64_t segment, std::string bytes,
 void SnapshotWriter::OnWork(uv_work_t* request) {
   auto* writer = static_cast<SnapshotWriter*>(request->data);
   std::string final_path = writer->dir_ + "/" + SnapshotName(writer->segment_);
-  std::string temporary = final_path + ".tmp";
+  std::string temporary = writer->dir_ + "/" + TemporaryName(writer->segment_);
   int fd = open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
     writer->result_ = Errno("open " + temporary);

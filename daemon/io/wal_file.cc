@@ -18,28 +18,10 @@
 namespace kvd::io {
 namespace {
 
-std::string SegmentName(uint64_t segment) {
-  char name[64];
-  std::snprintf(name, sizeof(name), "wal-%020llu.log", static_cast<unsigned long long>(segment));
-  return name;
-}
+std::string SegmentName(uint64_t segment) { return NumberedName("wal-", segment, ".log"); }
 
-// Segment numbers present in `dir`, ascending.
 std::vector<uint64_t> ListSegments(const std::string& dir) {
-  std::vector<uint64_t> segments;
-  DIR* d = opendir(dir.c_str());
-  if (!d) return segments;
-  while (dirent* entry = readdir(d)) {
-    unsigned long long segment = 0;
-    char tail[8] = {};
-    if (std::sscanf(entry->d_name, "wal-%20llu.%4s", &segment, tail) == 2 &&
-        std::strcmp(tail, "log") == 0) {
-      segments.push_back(segment);
-    }
-  }
-  closedir(d);
-  std::sort(segments.begin(), segments.end());
-  return segments;
+  return ListNumbered(dir, "wal-", ".log");
 }
 
 }  // namespace
