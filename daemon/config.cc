@@ -1,7 +1,15 @@
 #include "daemon/config.h"
 
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <cstring>
+
+#include "daemon/config_secret.h"
+#include "schema/auth.h"
 
 namespace kvd {
 
@@ -45,6 +53,70 @@ core::Status ParseCluster(const std::string& text, std::vector<NodeAddress>* clu
   if (cluster->empty()) return core::Status::BadRequest("empty cluster list");
   return core::Status::Ok();
 }
+
+namespace {
+
+// True if every address `host` resolves to is a loopback address (127/8,
+// ::1). A name that does not resolve counts as not loopback: start-up
+// fails on it later anyway.
+bool IsLoopbackHost(const std::string& host) {
+  std::string name = host;
+  if (name.size() > 2 && name.front() == '[' && name.back() == ']') {
+    name = name.substr(1, name.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(name.c_str(), nullptr, &hints, &found) != 0 || found == nullptr) return false;
+  bool loopback = true;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    if (a->ai_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+      loopback = loopback && (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (a->ai_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(a->ai_addr);
+      loopback = loopback && IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    } else {
+      loopback = false;
+    }
+  }
+  freeaddrinfo(found);
+  return loopback;
+}
+
+// Reads the secret files and checks what depends on them.
+core::Status LoadSecurity(Config* config) {
+  if (!config->cluster_secret_file.empty()) {
+    if (core::Status s = ReadSecretFile(config->cluster_secret_file, "--cluster-secret-file",
+                                        wire::kClusterSecretBytesMin, &config->cluster_secret);
+        !s.ok()) {
+      return s;
+    }
+  } else if (!IsLoopbackHost(config->listen().host)) {
+    return core::Status::BadRequest(
+        "node " + std::to_string(config->id) + " listens on " + config->listen().text +
+        ", which is not a loopback address: peers must authenticate there; give every node the "
+        "same --cluster-secret-file (see kvd(8), SECURITY)");
+  }
+  if (!config->client_secret_file.empty()) {
+    if (core::Status s = ReadSecretFile(config->client_secret_file, "--client-secret-file", 1,
+                                        &config->client_secret);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!config->admin_group.empty()) {
+    struct group* entry = getgrnam(config->admin_group.c_str());
+    if (entry == nullptr) {
+      return core::Status::BadRequest("--admin-group " + config->admin_group + ": no such group");
+    }
+    config->admin_gid = entry->gr_gid;
+  }
+  return core::Status::Ok();
+}
+
+}  // namespace
 
 core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
   *exit_now = -1;
@@ -91,6 +163,13 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
       ->check(CLI::Range(uint64_t{1}, uint64_t{3'600'000}));
   app.add_flag("--recover-truncate", config->recover_truncate,
                "Start even if the write-ahead log is damaged mid-file, dropping the rest");
+  app.add_option("--cluster-secret-file", config->cluster_secret_file,
+                 "File holding the secret every node shares; peers then prove it (HMAC-SHA256) "
+                 "and every peer frame carries a MAC. Required unless listening on loopback");
+  app.add_option("--client-secret-file", config->client_secret_file,
+                 "File holding a password TCP clients must present before any request");
+  app.add_option("--admin-group", config->admin_group,
+                 "Make the admin socket 0660 and owned by this group (default: 0600)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -114,6 +193,7 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
   if (config->frame_bytes_max < config->value_bytes_max + config->key_bytes_max + 1024) {
     return core::Status::BadRequest("--max-frame-bytes must exceed key and value limits");
   }
+  if (core::Status s = LoadSecurity(config); !s.ok()) return s;
   if (config->admin_socket.empty()) {
     const char* runtime = std::getenv("RUNTIME_DIRECTORY");
     config->admin_socket = std::string(runtime ? runtime : config->data_dir.c_str()) + "/kvd.sock";

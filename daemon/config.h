@@ -39,6 +39,19 @@ struct Config {
   uint64_t handshake_timeout_ms = 10000;
   bool recover_truncate = false;  // Drop a damaged WAL tail instead of refusing to start.
 
+  // Peer authentication (PROTOCOL.md, "Peer authentication"): the secret
+  // read from cluster_secret_file. Empty: peers are not authenticated,
+  // which only a node listening on loopback may do.
+  std::string cluster_secret_file;
+  std::string cluster_secret;
+  // The password a TCP client must present before anything is served
+  // (read from client_secret_file); empty: none.
+  std::string client_secret_file;
+  std::string client_secret;
+  // The admin socket is 0600; with a group, 0660 and owned by that group.
+  std::string admin_group;
+  int64_t admin_gid = -1;
+
   uint32_t self() const { return id - 1; }
   const NodeAddress& listen() const { return cluster[self()]; }
 };

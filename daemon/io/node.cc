@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 #include "daemon/io/log.h"
@@ -127,6 +128,9 @@ core::Status Node::Start(uv_loop_t* loop) {
     options.name = PeerName(peer);
     options.frame_bytes_max = config_.frame_bytes_max;
     options.cluster_size = config_.cluster.size();
+    options.cluster_secret = config_.cluster_secret;
+    options.cluster_fingerprint = fingerprint_;
+    options.self = config_.self();
     if (core::Status s = Resolve(config_.cluster[peer], &options.address); !s.ok()) return s;
     links_[peer] = std::make_unique<PeerLink>(loop_, options, this);
     if (int rc = links_[peer]->Start(); rc < 0) return UvError("peer link", rc);
@@ -153,10 +157,18 @@ core::Status Node::Listen() {
   if (stat(config_.admin_socket.c_str(), &info) == 0 && S_ISSOCK(info.st_mode)) {
     unlink(config_.admin_socket.c_str());
   }
-  // Owner-only: the admin socket can stop the node and inject faults.
-  mode_t old_mask = umask(0177);
+  // Owner-only (or owner and --admin-group): the admin socket can stop the
+  // node and inject faults.
+  const bool group = config_.admin_gid >= 0;
+  mode_t old_mask = umask(group ? 0117 : 0177);
   rc = uv_pipe_bind(&admin_listener_, config_.admin_socket.c_str());
   umask(old_mask);
+  if (rc == 0 && group &&
+      chown(config_.admin_socket.c_str(), static_cast<uid_t>(-1),
+            static_cast<gid_t>(config_.admin_gid)) != 0) {
+    return core::Status::Internal("cannot give admin socket " + config_.admin_socket +
+                                  " to group " + config_.admin_group + ": " + strerror(errno));
+  }
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&admin_listener_), 64, OnAdminConnection);
   }
@@ -385,10 +397,9 @@ void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes)
       scratch_fields_.push_back(
           {write.origin, write.clock.counts(), write.is_delete, write.key, write.value});
     }
-    encoder_.Encode(0, wire::WriteBatchFields{scratch_fields_}, &stream->output());
+    Emit(*stream, 0, wire::WriteBatchFields{scratch_fields_});
     begin = end;
   }
-  MarkDirty(*stream);
   if (stream->pending_output_bytes() > kPeerOutputBytesPause) {
     KV_LOG(kDebug, "peer %s: output backed up; pausing replication", PeerName(peer).c_str());
     replica_.SetLinkPaused(peer, true);
@@ -398,15 +409,17 @@ void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes)
 void Node::SendToInbound(const core::PeerMessage& message) {
   Stream* stream = inbound_peers_[message.peer];
   if (!stream || stream->closing()) return;
-  if (message.type == core::PeerMessageType::kHelloAck) {
+  // On an authenticated link the HelloAck went out in the handshake; the
+  // core's HelloAck becomes the first sealed Ack, which tells the dialer
+  // its proof was accepted and where to start streaming.
+  if (message.type == core::PeerMessageType::kHelloAck && !stream->sealed()) {
     wire::HelloAckFields fields;
     fields.node_index = config_.self();
     fields.clock = message.clock.counts();
-    encoder_.Encode(0, fields, &stream->output());
+    Emit(*stream, 0, fields);
   } else {
-    encoder_.Encode(0, wire::AckFields{message.clock.counts()}, &stream->output());
+    Emit(*stream, 0, wire::AckFields{message.clock.counts()});
   }
-  MarkDirty(*stream);
 }
 
 // Buffering is normal under concurrent load, so its info lines are rate
@@ -495,11 +508,16 @@ void Node::FlushDirty() {
 
 // --- Peer links ------------------------------------------------------------------
 
-void Node::EncodeHello(std::string* out) {
+void Node::EncodeHello(std::string_view nonce, std::string* out) {
   wire::HelloFields fields;
   fields.cluster_fingerprint = fingerprint_;
   fields.node_index = config_.self();
+  fields.nonce = nonce;
   encoder_.Encode(0, fields, out);
+}
+
+void Node::EncodeHelloProof(std::string_view proof, std::string* out) {
+  encoder_.Encode(0, wire::HelloProofFields{proof}, out);
 }
 
 void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) {

@@ -72,7 +72,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
     streams_.erase(stream.id());
     MaybeFinishShutdown();
   }
-  void EncodeHello(std::string* out) override;
+  void EncodeHello(std::string_view nonce, std::string* out) override;
+  void EncodeHelloProof(std::string_view proof, std::string* out) override;
   void MarkDirty(Stream& stream) override;
   void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock) override;
   void OnLinkAck(uint32_t peer, std::span<const uint64_t> clock) override;
@@ -117,11 +118,26 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void HandleClientRequest(Stream& stream, const fb::Envelope& envelope);
   void HandleAdminRequest(Stream& stream, const fb::Envelope& envelope);
   void HandleHello(Stream& stream, const fb::Envelope& envelope);
+  void HandleHelloProof(Stream& stream, const fb::Envelope& envelope);
+  // Makes an accepted connection the link from `peer` (Hello accepted and,
+  // with a cluster secret, its proof checked).
+  void AcceptPeer(Stream& stream, uint32_t peer);
+  void HandleClientAuth(Stream& stream, const fb::Envelope& envelope);
+  // Whether a connection may send client and admin requests: the client
+  // password is not required, or it was presented.
+  bool ClientAllowed(const Stream& stream) const;
   void HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch);
   void ReplyStatus(Stream& stream, uint64_t request_id);
   void ReplyBuffer(Stream& stream, uint64_t request_id, uint32_t limit);
   void ReplyAdmin(Stream& stream, uint64_t request_id, fb::Status status,
                   const std::string& message);
+  // Appends a frame to a connection's output (sealed on an authenticated
+  // peer connection) and marks the connection for the end-of-turn flush.
+  template <typename Fields>
+  void Emit(Stream& stream, uint64_t request_id, const Fields& fields) {
+    stream.SealLast(encoder_.Encode(request_id, fields, &stream.output()));
+    MarkDirty(stream);
+  }
   // Sends an Error frame; with `close`, closes the connection after it.
   void SendError(Stream& stream, uint64_t request_id, fb::Status status, const std::string& message,
                  bool close);

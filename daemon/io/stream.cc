@@ -22,6 +22,12 @@ Stream::Stream(uv_loop_t* loop, Transport transport, uint64_t id, size_t frame_b
   if (transport == Transport::kTcp && *init_status == 0) uv_tcp_nodelay(&handle_.tcp, 1);
 }
 
+void Stream::SetMacs(std::unique_ptr<wire::FrameMac> seal, std::unique_ptr<wire::FrameMac> open) {
+  seal_ = std::move(seal);
+  open_ = std::move(open);
+  decoder_.set_mac(open_.get());
+}
+
 int Stream::StartReading() {
   int rc = uv_read_start(handle(), OnAlloc, OnRead);
   reading_ = rc == 0;

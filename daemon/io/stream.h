@@ -13,9 +13,12 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "schema/frame.h"
+#include "schema/frame_mac.h"
+#include "schema/handshake.h"
 #include "schema/wire_error.h"
 
 namespace kvd::io {
@@ -40,7 +43,9 @@ class Stream {
  public:
   enum class Transport : uint8_t { kTcp, kUnix };
   // What the first frames showed the peer of this connection to be.
-  enum class Role : uint8_t { kUnknown, kClient, kPeer, kOutboundPeer };
+  // kPeerHandshake: an accepted connection whose Hello was answered and
+  // whose HelloProof has not arrived yet; it is not a peer link yet.
+  enum class Role : uint8_t { kUnknown, kClient, kPeer, kOutboundPeer, kPeerHandshake };
 
   // The handle is initialised on `loop`; on failure `init_status` is < 0
   // and the stream must still be closed with Close().
@@ -60,6 +65,19 @@ class Stream {
 
   // Appends here, then MarkDirty-equivalent through the owner.
   std::string& output() { return output_; }
+  // Call after appending each frame to output() on a peer connection: once
+  // SetMacs() ran it seals the frame (`frame_bytes` long, at the end of
+  // output()) in place; before, it does nothing.
+  void SealLast(size_t frame_bytes) {
+    if (seal_) seal_->Seal(&output_, frame_bytes);
+  }
+  // From now on frames we send are sealed with `seal` and frames we read
+  // must be sealed with `open` (the handshake completed; frame_mac.h).
+  void SetMacs(std::unique_ptr<wire::FrameMac> seal, std::unique_ptr<wire::FrameMac> open);
+  bool sealed() const { return seal_ != nullptr; }
+  // The largest frame accepted from now on (a connection that turns out
+  // to be a peer gets the peer cap).
+  void set_frame_bytes_max(size_t bytes) { decoder_.set_frame_bytes_max(bytes); }
   size_t pending_output_bytes() const { return output_.size() + in_flight_.size(); }
   // Writes what output() holds (uv_try_write first, uv_write for the rest).
   void Flush();
@@ -82,8 +100,13 @@ class Stream {
 
   // Free for the owner: role and peer index of accepted connections.
   Role role = Role::kUnknown;
-  bool greeted = false;  // A first complete frame arrived.
+  // The connection finished its handshake: a first frame arrived (and, if
+  // authentication is required, it authenticated).
+  bool greeted = false;
   uint32_t peer = 0;
+  bool client_authenticated = false;  // Presented the client password.
+  // Role kPeerHandshake: the handshake in progress.
+  std::unique_ptr<wire::AcceptorHandshake> handshake;
 
  private:
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -105,6 +128,8 @@ class Stream {
   uint64_t id_;
   StreamHandler* handler_;
   wire::FrameDecoder decoder_;
+  std::unique_ptr<wire::FrameMac> seal_;  // Set once the peer handshake is done.
+  std::unique_ptr<wire::FrameMac> open_;  // The decoder opens frames with it.
   std::string output_;
   std::string in_flight_;  // Being written by uv_write.
   bool writing_ = false;

@@ -59,8 +59,8 @@ struct Case {
 // (addresses differ per process), so tests get an index into this table.
 const Case kCases[] = {
     // Union types.
-    {"unknown union type", +[] { return RawEnvelope(17, true); }, 3, false, Status::BAD_REQUEST,
-     "unknown message type 17"},
+    {"unknown union type", +[] { return RawEnvelope(42, true); }, 3, false, Status::BAD_REQUEST,
+     "unknown message type 42"},
     {"type 255", +[] { return RawEnvelope(255, true); }, 3, false, Status::BAD_REQUEST,
      "unknown message type 255"},
     {"NONE", +[] { return RawEnvelope(0, false); }, 3, false, Status::BAD_REQUEST, "no message"},
@@ -276,7 +276,9 @@ Test(check, class_of_every_type) {
       {Message::ShutdownRequest, MessageClass::kAdminRequest},
       {Message::AdminReply, MessageClass::kAdminReply},
       {Message::Error, MessageClass::kError},
-      {static_cast<Message>(17), MessageClass::kUnknown},
+      {Message::HelloProof, MessageClass::kPeer},
+      {Message::ClientAuth, MessageClass::kClientAuth},
+      {static_cast<Message>(19), MessageClass::kUnknown},
   };
   for (const auto& row : table) {
     cr_assert_eq(ClassOf(row.type), row.want, "type %d", static_cast<int>(row.type));
