@@ -18,7 +18,9 @@
 //
 // Sealing works in place on the sender's output buffer and opening in
 // place on the decoder's, so neither copies a frame: the cost is one
-// HMAC pass over its bytes.
+// HMAC pass over its bytes (libcrypto's SHA-256, ~1 GB/s with the CPU's SHA
+// extensions) plus two small allocations inside libcrypto 3.0 per frame
+// (each HMAC restart duplicates its digest context), none per write.
 //
 // Not copyable: it owns an OpenSSL MAC context keyed once.
 #pragma once

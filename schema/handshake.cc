@@ -65,7 +65,8 @@ std::optional<WireError> DialerHandshake::OnHelloAck(const fb::HelloAck& ack, Se
   }
   std::copy(acceptor_nonce.begin(), acceptor_nonce.end(), transcript_.acceptor_nonce.begin());
   if (!ProofMatches(Bytes(ack.auth()), AcceptorProof(secret_, transcript_, AsClock(ack.clock())))) {
-    return Unauthorized("its HelloAck proof does not match: the nodes have different cluster secrets");
+    return Unauthorized(
+        "its HelloAck proof does not match: the nodes have different cluster secrets");
   }
   proof_ = DialerProof(secret_, transcript_);
   *keys = DeriveSessionKeys(secret_, transcript_);
