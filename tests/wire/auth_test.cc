@@ -1,6 +1,8 @@
 // Peer authentication: the handshake values against an independent
 // computation of PROTOCOL.md's formulas, both sides of the handshake,
 // sealed frames through the decoder, and every way of forging one.
+#include "schema/auth.h"
+
 #include <criterion/criterion.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -8,11 +10,9 @@
 
 #include <atomic>
 #include <cstdlib>
-
 #include <string>
 #include <vector>
 
-#include "schema/auth.h"
 #include "schema/frame_mac.h"
 #include "schema/handshake.h"
 #include "wire_test_util.h"
@@ -157,18 +157,16 @@ Exchange Run(const std::string& dialer_secret, const std::string& acceptor_secre
   Exchange x;
   DialerHandshake dialer(dialer_secret, kFingerprint, 2, 0, Filled(0x11));
   AcceptorHandshake acceptor(acceptor_secret, kFingerprint, 0);
-  x.hello = EncodeOne(HelloFields{.cluster_fingerprint = kFingerprint,
-                                  .node_index = 2,
-                                  .nonce = dialer.nonce()});
+  x.hello = EncodeOne(
+      HelloFields{.cluster_fingerprint = kFingerprint, .node_index = 2, .nonce = dialer.nonce()});
   std::vector<uint64_t> s1, s2, s3;
   const auto* hello = Decode(x.hello, &s1)->message_as_Hello();
   cr_assert_not(acceptor.OnHello(*hello, Filled(0x22), std::span<const uint64_t>(clock, 3)));
   cr_assert_eq(acceptor.dialer(), 2u);
-  x.hello_ack =
-      EncodeOne(HelloAckFields{.node_index = 0,
-                               .clock = std::span<const uint64_t>(kClock3, 3),
-                               .nonce = acceptor.nonce(),
-                               .auth = acceptor.proof()});
+  x.hello_ack = EncodeOne(HelloAckFields{.node_index = 0,
+                                         .clock = std::span<const uint64_t>(kClock3, 3),
+                                         .nonce = acceptor.nonce(),
+                                         .auth = acceptor.proof()});
   const auto* ack_env = Decode(x.hello_ack, &s2);
   cr_assert_not(CheckEnvelope(*ack_env, ThreeNodes()));
   x.dialer_error = dialer.OnHelloAck(*ack_env->message_as_HelloAck(), &x.dialer_keys);
@@ -214,8 +212,7 @@ Test(handshake, acceptor_refuses_a_wrong_proof_and_a_replayed_one) {
   // against this one's nonce.
   Exchange earlier = Run(kSecret, kSecret);
   SessionKeys keys;
-  auto error =
-      acceptor.OnProof(*Decode(earlier.hello_proof, &s2)->message_as_HelloProof(), &keys);
+  auto error = acceptor.OnProof(*Decode(earlier.hello_proof, &s2)->message_as_HelloProof(), &keys);
   cr_assert(error.has_value());
   cr_assert_eq(error->status, Status::UNAUTHORIZED);
 }
@@ -252,7 +249,8 @@ Test(handshake, checks_refuse_odd_sizes) {
       .node_index = 1, .clock = kClock3, .nonce = "n", .auth = std::string(32, 'a')})));
   cr_assert(refused(EncodeOne(HelloProofFields{})));
   cr_assert(refused(EncodeOne(HelloProofFields{.auth = std::string(33, 'a')})));
-  cr_assert(refused(EncodeOne(ClientAuthFields{.password = std::string(kSecretBytesMax + 1, 'p')})));
+  cr_assert(
+      refused(EncodeOne(ClientAuthFields{.password = std::string(kSecretBytesMax + 1, 'p')})));
   cr_assert_not(refused(EncodeOne(ClientAuthFields{.password = "p"})));
 }
 
@@ -355,11 +353,11 @@ Test(sealed, reordered_replayed_dropped_and_foreign_frames_fail) {
   FrameMac other(Key(8));
   other.Seal(&foreign, foreign.size());
   const std::vector<std::vector<std::string>> attacks = {
-      {sealed[1], sealed[0]},             // reordered
-      {sealed[0], sealed[0]},             // replayed
-      {sealed[0], sealed[2]},             // one dropped
-      {foreign},                          // another connection's key
-      {frames[0]},                        // not sealed at all
+      {sealed[1], sealed[0]},  // reordered
+      {sealed[0], sealed[0]},  // replayed
+      {sealed[0], sealed[2]},  // one dropped
+      {foreign},               // another connection's key
+      {frames[0]},             // not sealed at all
   };
   for (size_t a = 0; a < attacks.size(); ++a) {
     FrameMac mac(Key(7));
