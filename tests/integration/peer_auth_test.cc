@@ -113,8 +113,7 @@ std::string Encode(const Fields& fields, uint64_t request_id = 0) {
 // A batch with one write `key`=`value`, sequence `seq` at origin n3.
 std::string Batch(uint64_t seq, const char* key, const char* value) {
   const uint64_t clock[] = {0, 0, seq};
-  const wire::WriteFields write[] = {
-      {.origin = kSelf, .clock = clock, .key = key, .value = value}};
+  const wire::WriteFields write[] = {{.origin = kSelf, .clock = clock, .key = key, .value = value}};
   return Encode(wire::WriteBatchFields{.writes = write});
 }
 
@@ -237,9 +236,9 @@ class Conn {
   // reads n1's HelloAck and checks its proof (n1 has kSecret).
   Received Hello(uint32_t self = kSelf) {
     transcript_ = {Fingerprint(), self, 0, RandomBytes(32), ""};
-    hello_ = Encode(wire::HelloFields{
-        .cluster_fingerprint = transcript_.fingerprint, .node_index = self,
-        .nonce = transcript_.dialer_nonce});
+    hello_ = Encode(wire::HelloFields{.cluster_fingerprint = transcript_.fingerprint,
+                                      .node_index = self,
+                                      .nonce = transcript_.dialer_nonce});
     Send(hello_);
     std::optional<Received> ack = Next();
     cr_assert(ack.has_value(), "no answer to our hello");
@@ -255,8 +254,8 @@ class Conn {
   }
   // Our HelloProof under `secret`, for the transcript of the last Hello().
   std::string ProofFrame(const std::string& secret) const {
-    return Encode(
-        wire::HelloProofFields{.auth = Hmac(secret, transcript_.Bytes("causalkv-v1 dialer proof"))});
+    return Encode(wire::HelloProofFields{
+        .auth = Hmac(secret, transcript_.Bytes("causalkv-v1 dialer proof"))});
   }
   // Sends the proof, seals from then on, and waits for n1's first sealed Ack.
   void Prove() {
@@ -631,8 +630,13 @@ Test(peer_auth, non_loopback_node_needs_a_secret) {
   snprintf(cluster, sizeof(cluster), "1=0.0.0.0:%d", kvt_free_port());
   char dir[] = "/tmp/kvt-bind-XXXXXX";
   cr_assert_not_null(mkdtemp(dir));
-  char* argv[] = {const_cast<char*>(KVD_PATH), const_cast<char*>("--id"), const_cast<char*>("1"),
-                  const_cast<char*>("--cluster"), cluster, const_cast<char*>("--data-dir"), dir,
+  char* argv[] = {const_cast<char*>(KVD_PATH),
+                  const_cast<char*>("--id"),
+                  const_cast<char*>("1"),
+                  const_cast<char*>("--cluster"),
+                  cluster,
+                  const_cast<char*>("--data-dir"),
+                  dir,
                   nullptr};
   char out[512], err[1024];
   int status = kvt_run(argv, out, sizeof(out), err, sizeof(err), 5000);
@@ -699,14 +703,24 @@ Test(client_auth, password_accepted_and_refused) {
   fputs("nope\n", f);
   fclose(f);
   char out[512], err[512];
-  char* get_right[] = {const_cast<char*>(KVCTL_PATH), const_cast<char*>("-n"),
-                       kvt_node_at(1)->address, const_cast<char*>("--password-file"), right_file,
-                       const_cast<char*>("get"), const_cast<char*>("k"), nullptr};
+  char* get_right[] = {const_cast<char*>(KVCTL_PATH),
+                       const_cast<char*>("-n"),
+                       kvt_node_at(1)->address,
+                       const_cast<char*>("--password-file"),
+                       right_file,
+                       const_cast<char*>("get"),
+                       const_cast<char*>("k"),
+                       nullptr};
   cr_assert_eq(kvt_run(get_right, out, sizeof(out), err, sizeof(err), 5000), 0, "%s", err);
   cr_assert_str_eq(out, "v\n");
-  char* get_wrong[] = {const_cast<char*>(KVCTL_PATH), const_cast<char*>("-n"),
-                       kvt_node_at(1)->address, const_cast<char*>("--password-file"), wrong_file,
-                       const_cast<char*>("get"), const_cast<char*>("k"), nullptr};
+  char* get_wrong[] = {const_cast<char*>(KVCTL_PATH),
+                       const_cast<char*>("-n"),
+                       kvt_node_at(1)->address,
+                       const_cast<char*>("--password-file"),
+                       wrong_file,
+                       const_cast<char*>("get"),
+                       const_cast<char*>("k"),
+                       nullptr};
   cr_assert_eq(kvt_run(get_wrong, out, sizeof(out), err, sizeof(err), 5000), 4, "%s", err);
   kvt_stop();
 }
