@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -144,8 +145,18 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
                  "Forward other nodes' writes a peer still lacks after this long");
   app.add_option("--log-level", log_level, "error, warn, info or debug")
       ->check(CLI::IsMember({"error", "warn", "info", "debug"}));
-  app.add_option("--max-frame-bytes", config->frame_bytes_max, "Largest frame accepted")
+  size_t frame_bytes_max = 0;
+  app.add_option("--max-frame-bytes", frame_bytes_max,
+                 "Sets both --max-client-frame-bytes and --max-peer-frame-bytes")
       ->check(CLI::Range(size_t{64}, size_t{1} << 30));
+  auto* client_frame =
+      app.add_option("--max-client-frame-bytes", config->client_frame_bytes_max,
+                     "Largest frame accepted from a client (default: the key and value "
+                     "limits plus 64 KiB)")
+          ->check(CLI::Range(size_t{64}, size_t{1} << 30));
+  auto* peer_frame = app.add_option("--max-peer-frame-bytes", config->peer_frame_bytes_max,
+                                    "Largest frame accepted from a peer (replication batches)")
+                         ->check(CLI::Range(size_t{64}, size_t{1} << 30));
   app.add_option("--max-key-bytes", config->key_bytes_max, "Largest key accepted")
       ->check(CLI::Range(size_t{1}, size_t{1} << 20));
   app.add_option("--max-value-bytes", config->value_bytes_max, "Largest value accepted")
@@ -161,6 +172,15 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
   app.add_option("--handshake-timeout-ms", config->handshake_timeout_ms,
                  "Close a connection whose first frame has not arrived by then")
       ->check(CLI::Range(uint64_t{1}, uint64_t{3'600'000}));
+  app.add_option("--max-clients", config->max_clients,
+                 "TCP connections besides peer links; beyond it new ones get UNAVAILABLE")
+      ->check(CLI::Range(size_t{1}, size_t{1'000'000}));
+  app.add_option("--idle-timeout-ms", config->idle_timeout_ms,
+                 "Close a client connection idle this long (0: never)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{86'400'000}));
+  app.add_option("--client-output-bytes-max", config->client_output_bytes_max,
+                 "Disconnect a client whose unsent replies pass this many bytes")
+      ->check(CLI::Range(size_t{4096}, size_t{1} << 34));
   app.add_flag("--recover-truncate", config->recover_truncate,
                "Start even if the write-ahead log is damaged mid-file, dropping the rest");
   app.add_option("--cluster-secret-file", config->cluster_secret_file,
@@ -190,8 +210,25 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
   config->fsync = fsync == "always"     ? FsyncPolicy::kAlways
                   : fsync == "everysec" ? FsyncPolicy::kEverySec
                                         : FsyncPolicy::kNo;
-  if (config->frame_bytes_max < config->value_bytes_max + config->key_bytes_max + 1024) {
-    return core::Status::BadRequest("--max-frame-bytes must exceed key and value limits");
+  if (frame_bytes_max != 0) {
+    if (client_frame->count() == 0) config->client_frame_bytes_max = frame_bytes_max;
+    if (peer_frame->count() == 0) config->peer_frame_bytes_max = frame_bytes_max;
+  }
+  const size_t put_bytes = config->value_bytes_max + config->key_bytes_max + 1024;
+  if (config->client_frame_bytes_max == 0) {
+    config->client_frame_bytes_max =
+        std::min(put_bytes - 1024 + io::kClientFrameBytesSlack, wire::kFrameBytesMaxLimit);
+  }
+  // A put of the largest key and value must fit a client's frame, and the
+  // write it makes must fit a peer's (sealed, with its clock).
+  if (config->client_frame_bytes_max < put_bytes) {
+    return core::Status::BadRequest(
+        "--max-client-frame-bytes must exceed the key and value limits by 1024");
+  }
+  if (config->peer_frame_bytes_max < put_bytes + 64 * core::kNodesMax) {
+    return core::Status::BadRequest(
+        "--max-peer-frame-bytes must exceed the key and value limits by " +
+        std::to_string(1024 + 64 * core::kNodesMax));
   }
   if (core::Status s = LoadSecurity(config); !s.ok()) return s;
   if (config->admin_socket.empty()) {

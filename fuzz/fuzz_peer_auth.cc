@@ -66,8 +66,8 @@ class Side {
       std::string again(reinterpret_cast<const char*>(frame.bytes), frame.size);
       resealer_->Seal(&again, frame.size);
       FUZZ_CHECK(again.size() == frame.size + wire::kMacBytes);
-      FUZZ_CHECK(std::memcmp(again.data() + frame.size, frame.bytes + frame.size,
-                             wire::kMacBytes) == 0);
+      FUZZ_CHECK(
+          std::memcmp(again.data() + frame.size, frame.bytes + frame.size, wire::kMacBytes) == 0);
     }
     if (wire::CheckEnvelope(envelope, Limits())) return false;
     return acceptor_ ? Acceptor(envelope) : Dialer(envelope);
@@ -92,8 +92,7 @@ class Side {
         transcript_.cluster_fingerprint = fuzz::kAuthFingerprint;
         transcript_.dialer = hello->node_index();
         transcript_.acceptor = kAcceptorSelf;
-        std::copy(hello->nonce()->begin(), hello->nonce()->end(),
-                  transcript_.dialer_nonce.begin());
+        std::copy(hello->nonce()->begin(), hello->nonce()->end(), transcript_.dialer_nonce.begin());
         transcript_.acceptor_nonce = fuzz::AuthNonce(fuzz::kAcceptorNonceFill);
         FUZZ_CHECK(acceptor_handshake_->proof() ==
                    View(wire::AcceptorProof(Secret(), transcript_, clock)));
@@ -140,11 +139,12 @@ class Side {
         t.acceptor = kDialedPeer;
         t.dialer_nonce = fuzz::AuthNonce(fuzz::kDialerNonceFill);
         const bool has_nonce = ack->nonce() != nullptr && ack->nonce()->size() == wire::kNonceBytes;
-        if (has_nonce) std::copy(ack->nonce()->begin(), ack->nonce()->end(), t.acceptor_nonce.begin());
-        const bool genuine = has_nonce && wire::ProofMatches(Bytes(ack->auth()),
-                                                             wire::AcceptorProof(Secret(), t,
-                                                                                 wire::AsClock(
-                                                                                     ack->clock())));
+        if (has_nonce)
+          std::copy(ack->nonce()->begin(), ack->nonce()->end(), t.acceptor_nonce.begin());
+        const bool genuine =
+            has_nonce &&
+            wire::ProofMatches(Bytes(ack->auth()),
+                               wire::AcceptorProof(Secret(), t, wire::AsClock(ack->clock())));
         FUZZ_CHECK(accepted == genuine);
         if (!accepted) return false;
         FUZZ_CHECK(handshake.proof() == View(wire::DialerProof(Secret(), t)));

@@ -55,6 +55,11 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
     SendError(stream, request_id, error->status, error->message, /*close=*/true);
     return;
   }
+  if (stream.counted == Stream::Counted::kPeerReserve &&
+      envelope.message_type() != fb::Message::Hello) {
+    RefuseOverLimit(stream, request_id);  // Let in beyond the limit for peers only.
+    return;
+  }
   if (stream.role == Stream::Role::kPeerHandshake) {
     if (envelope.message_type() == fb::Message::HelloProof) {
       HandleHelloProof(stream, envelope);
@@ -126,6 +131,7 @@ void Node::OnBadInput(Stream& stream, const wire::WireError& error) {
 void Node::OnDrained(Stream&) {}
 
 void Node::OnClosed(Stream& stream) {
+  Uncount(stream);
   RemoveStream(stream);
   if (stream.role == Stream::Role::kPeer && inbound_peers_[stream.peer] == &stream) {
     inbound_peers_[stream.peer] = nullptr;
@@ -380,6 +386,9 @@ void Node::AcceptPeer(Stream& stream, uint32_t peer) {
     replica_.LinkFromPeerDown(peer);
     old->Close();
   }
+  // Peer links do not count against --max-clients, and carry batches.
+  Uncount(stream);
+  stream.set_frame_bytes_max(config_.peer_frame_bytes_max);
   stream.role = Stream::Role::kPeer;
   stream.peer = peer;
   stream.greeted = true;

@@ -1,9 +1,11 @@
 #include "daemon/io/node.h"
 
 #include <netdb.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -70,7 +72,7 @@ Node::Node(const Config& config)
   limits_.cluster_size = config.cluster.size();
   limits_.key_bytes_max = config.key_bytes_max;
   limits_.value_bytes_max = config.value_bytes_max;
-  limits_.frame_bytes_max = config.frame_bytes_max;
+  limits_.frame_bytes_max = config.client_frame_bytes_max;
   inbound_peers_.assign(config.cluster.size(), nullptr);
   links_.resize(config.cluster.size());
 }
@@ -111,6 +113,7 @@ core::Status Node::Start(uv_loop_t* loop) {
          (unsigned long long)(uv_hrtime() / 1000000 - started_ms),
          replica_.clock().ToString().c_str());
 
+  RaiseFileLimit();
   if (core::Status s = Listen(); !s.ok()) return s;
   if (config_.fsync == FsyncPolicy::kEverySec) uv_timer_start(&everysec_, OnEverySec, 1000, 1000);
   uv_prepare_start(&prepare_, OnPrepare);
@@ -126,7 +129,7 @@ core::Status Node::Start(uv_loop_t* loop) {
     PeerLink::Options options;
     options.peer = peer;
     options.name = PeerName(peer);
-    options.frame_bytes_max = config_.frame_bytes_max;
+    options.frame_bytes_max = config_.peer_frame_bytes_max;
     options.cluster_size = config_.cluster.size();
     options.cluster_secret = config_.cluster_secret;
     options.cluster_fingerprint = fingerprint_;
@@ -195,19 +198,90 @@ void Node::OnAdminConnection(uv_stream_t* server, int status) {
   node->Accept(server, Stream::Transport::kUnix);
 }
 
+// Every connection costs a descriptor: without enough of them accept()
+// fails (libuv then drops connections) long before --max-clients. Raise
+// the soft limit as far as the hard one allows, as Redis does.
+void Node::RaiseFileLimit() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(config_.max_clients + kFdsBeyondClients);
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < want) {
+    rlim_t raised = limit.rlim_max == RLIM_INFINITY ? want : std::min(want, limit.rlim_max);
+    struct rlimit fresh = {raised, limit.rlim_max};
+    if (raised > limit.rlim_cur && setrlimit(RLIMIT_NOFILE, &fresh) == 0) limit.rlim_cur = raised;
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < want) {
+    KV_LOG(kWarn,
+           "only %llu file descriptors (RLIMIT_NOFILE): fewer than --max-clients %zu connections "
+           "will fit",
+           (unsigned long long)limit.rlim_cur, config_.max_clients);
+  }
+}
+
 void Node::Accept(uv_stream_t* server, Stream::Transport transport) {
   int rc = 0;
   auto* stream =
-      new Stream(loop_, transport, next_stream_id_++, config_.frame_bytes_max, this, &rc);
+      new Stream(loop_, transport, next_stream_id_++, config_.client_frame_bytes_max, this, &rc);
   AddStream(*stream);
   if (rc == 0) rc = uv_accept(server, stream->handle());
-  if (rc == 0) rc = stream->StartReading();
   if (rc < 0) {
     KV_LOG(kWarn, "accept: %s", uv_err_name(rc));
     stream->Close();
     return;
   }
+  if (transport == Stream::Transport::kTcp && !Admit(*stream)) {
+    RefuseOverLimit(*stream, 0);
+    return;
+  }
+  if (rc = stream->StartReading(); rc < 0) {
+    KV_LOG(kWarn, "accept: %s", uv_err_name(rc));
+    stream->Close();
+    return;
+  }
   handshake_deadlines_.emplace_back(now_ms() + config_.handshake_timeout_ms, stream->id());
+}
+
+bool Node::Admit(Stream& stream) {
+  if (client_connections_ < config_.max_clients) {
+    ++client_connections_;
+    stream.counted = Stream::Counted::kClient;
+    return true;
+  }
+  if (reserve_connections_ + 1 < config_.cluster.size()) {
+    ++reserve_connections_;
+    stream.counted = Stream::Counted::kPeerReserve;
+    return true;
+  }
+  return false;
+}
+
+void Node::Uncount(Stream& stream) {
+  if (stream.counted == Stream::Counted::kClient) --client_connections_;
+  if (stream.counted == Stream::Counted::kPeerReserve) --reserve_connections_;
+  stream.counted = Stream::Counted::kNone;
+}
+
+// The listener keeps accepting: a refused connection is told why and
+// closed. Refusals come in floods, so their log lines are rate limited.
+void Node::RefuseOverLimit(Stream& stream, uint64_t request_id) {
+  uint64_t now = now_ms();
+  if (now - refusal_window_start_ms_ >= 1000) {
+    if (refusals_in_window_ > kRefusalLinesPerSecond) {
+      KV_LOG(kWarn, "refused %llu more connection(s) over --max-clients %zu in the last second",
+             (unsigned long long)(refusals_in_window_ - kRefusalLinesPerSecond),
+             config_.max_clients);
+    }
+    refusal_window_start_ms_ = now;
+    refusals_in_window_ = 0;
+  }
+  if (++refusals_in_window_ <= kRefusalLinesPerSecond) {
+    KV_LOG(kWarn, "%s: %zu client connections open (--max-clients); refusing",
+           StreamName(stream).c_str(), client_connections_);
+  }
+  Uncount(stream);
+  SendError(stream, request_id, fb::Status::UNAVAILABLE,
+            "too many connections (--max-clients " + std::to_string(config_.max_clients) + ")",
+            /*close=*/true);
 }
 
 void Node::CloseSilentConnections() {
@@ -226,7 +300,36 @@ void Node::OnPrepare(uv_prepare_t* handle) { static_cast<Node*>(handle->data)->T
 
 // Time-driven work of the shell; Turn() follows every loop iteration.
 void Node::OnTick(uv_timer_t* handle) {
-  static_cast<Node*>(handle->data)->CloseSilentConnections();
+  auto* node = static_cast<Node*>(handle->data);
+  node->CloseSilentConnections();
+  node->CloseIdleConnections();
+}
+
+// A client that sends nothing and waits for nothing holds a descriptor and
+// buffers for no one. Peer links are not clients: their liveness is the
+// peer link's business.
+void Node::CloseIdleConnections() {
+  if (config_.idle_timeout_ms == 0 || shutting_down_) return;
+  const uint64_t now = now_ms();
+  const uint64_t every =
+      std::min(kIdleSweepMsMax, std::max<uint64_t>(config_.idle_timeout_ms / 4, 1));
+  if (now - last_idle_sweep_ms_ < every) return;
+  last_idle_sweep_ms_ = now;
+  scratch_streams_.clear();
+  for (auto& [id, stream] : streams_) {
+    if (stream->role == Stream::Role::kPeer || stream->role == Stream::Role::kOutboundPeer ||
+        stream->role == Stream::Role::kPeerHandshake || !stream->greeted || stream->closing()) {
+      continue;
+    }
+    if (stream->open_slots() != 0 || stream->pending_output_bytes() != 0) continue;
+    if (now - stream->last_input_ms() >= config_.idle_timeout_ms)
+      scratch_streams_.push_back(stream);
+  }
+  for (Stream* stream : scratch_streams_) {
+    KV_LOG(kInfo, "%s: idle for %llu ms; closing", StreamName(*stream).c_str(),
+           (unsigned long long)(now - stream->last_input_ms()));
+    SendError(*stream, 0, fb::Status::TIMEOUT, "idle timeout", /*close=*/true);
+  }
 }
 
 void Node::OnSignal(uv_signal_t* handle, int signum) {
@@ -384,6 +487,8 @@ void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes)
   PeerLink* link = links_[peer].get();
   Stream* stream = link ? link->stream() : nullptr;
   if (!stream) return;  // Down since; the log resends on reconnect.
+  const size_t batch_bytes_max =
+      std::min(kBatchFrameBytesSoftMax, config_.peer_frame_bytes_max / 2);
   size_t begin = 0;
   while (begin < writes.size()) {
     scratch_fields_.clear();
@@ -392,7 +497,7 @@ void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes)
     for (; end < writes.size(); ++end) {
       const core::Write& write = writes[end];
       size_t size = write.key.size() + write.value.size() + 16 * write.clock.size() + 64;
-      if (end > begin && bytes + size > kBatchFrameBytesSoftMax) break;
+      if (end > begin && bytes + size > batch_bytes_max) break;
       bytes += size;
       scratch_fields_.push_back(
           {write.origin, write.clock.counts(), write.is_delete, write.key, write.value});
@@ -494,8 +599,10 @@ void Node::FlushDirty() {
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;
     Stream& stream = *it->second;
-    if (stream.role == Stream::Role::kClient &&
-        stream.pending_output_bytes() > kClientOutputBytesMax) {
+    const bool peer = stream.role == Stream::Role::kPeer ||
+                      stream.role == Stream::Role::kOutboundPeer ||
+                      stream.role == Stream::Role::kPeerHandshake;
+    if (!peer && stream.pending_output_bytes() > config_.client_output_bytes_max) {
       KV_LOG(kWarn, "%s: not reading its replies (%zu bytes queued); closing",
              StreamName(stream).c_str(), stream.pending_output_bytes());
       stream.Close();

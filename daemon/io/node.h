@@ -20,6 +20,7 @@
 
 #include "daemon/config.h"
 #include "daemon/core/replica.h"
+#include "daemon/io/limits.h"
 #include "daemon/io/notify.h"
 #include "daemon/io/peer_link.h"
 #include "daemon/io/stream.h"
@@ -28,18 +29,6 @@
 #include "schema/limits.h"
 
 namespace kvd::io {
-
-// A peer link whose unsent output passes this is paused (its batches stay
-// in the replication log) until the socket drains.
-inline constexpr size_t kPeerOutputBytesPause = 8 * 1024 * 1024;
-// A client that does not read its replies is disconnected past this.
-inline constexpr size_t kClientOutputBytesMax = 64 * 1024 * 1024;
-// How long shutdown waits for connections to drain their replies.
-inline constexpr uint64_t kShutdownFlushMs = 2000;
-// Info lines about buffered writes per second (more are counted, not shown).
-inline constexpr uint64_t kWriteEventLinesPerSecond = 20;
-// Bytes of keys and values per replication frame (well under the frame cap).
-inline constexpr size_t kBatchFrameBytesSoftMax = 4 * 1024 * 1024;
 
 class Node : public StreamHandler, public PeerLinkOwner {
  public:
@@ -88,8 +77,15 @@ class Node : public StreamHandler, public PeerLinkOwner {
   static void OnTcpConnection(uv_stream_t* server, int status);
   static void OnAdminConnection(uv_stream_t* server, int status);
   void Accept(uv_stream_t* server, Stream::Transport transport);
+  // Counts an accepted TCP connection against --max-clients; false if it
+  // must be refused.
+  bool Admit(Stream& stream);
+  void Uncount(Stream& stream);
+  void RefuseOverLimit(Stream& stream, uint64_t request_id);
   void Turn();
   void CloseSilentConnections();
+  void CloseIdleConnections();
+  void RaiseFileLimit();
   void Reload();
   static void OnShutdownTimer(uv_timer_t* handle);
   void ForceCloseStreams();
@@ -177,6 +173,14 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // Accepted connections by deadline for their first frame (FIFO: the
   // timeout is the same for all, so deadlines come in order).
   std::deque<std::pair<uint64_t, uint64_t>> handshake_deadlines_;
+  // --max-clients: connections counted, and those let in beyond it until
+  // their first frame shows whether they are a peer's.
+  size_t client_connections_ = 0;
+  size_t reserve_connections_ = 0;
+  uint64_t refusal_window_start_ms_ = 0;
+  uint64_t refusals_in_window_ = 0;
+  uint64_t last_idle_sweep_ms_ = 0;
+  std::vector<Stream*> scratch_streams_;  // Reused by the idle sweep.
 
   // Durability. Outputs wait here, in order, for the fsync covering the
   // WAL offset they were produced at (fsync=always only).

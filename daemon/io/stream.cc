@@ -19,6 +19,7 @@ Stream::Stream(uv_loop_t* loop, Transport transport, uint64_t id, size_t frame_b
   *init_status = transport == Transport::kTcp ? uv_tcp_init(loop, &handle_.tcp)
                                               : uv_pipe_init(loop, &handle_.pipe, 0);
   handle_.tcp.data = this;  // `data` sits at the same place in both.
+  last_input_ms_ = uv_now(loop);
   if (transport == Transport::kTcp && *init_status == 0) uv_tcp_nodelay(&handle_.tcp, 1);
 }
 
@@ -53,6 +54,7 @@ void Stream::HandleRead(ssize_t nread, const uv_buf_t* buf) {
     Close();
     return;
   }
+  last_input_ms_ = uv_now(handle_.tcp.loop);  // `loop` sits at the same place in both.
   decoder_.Feed(buf->base, static_cast<size_t>(nread));
   while (!closing_ && !close_after_flush_) {
     wire::DecodeResult result = decoder_.Next();

@@ -105,6 +105,11 @@ class Stream {
   bool greeted = false;
   uint32_t peer = 0;
   bool client_authenticated = false;  // Presented the client password.
+  // Which of the owner's connection counts (--max-clients) this one is in.
+  enum class Counted : uint8_t { kNone, kClient, kPeerReserve };
+  Counted counted = Counted::kNone;
+  // The loop time (uv_now) of the last bytes read, or of the accept.
+  uint64_t last_input_ms() const { return last_input_ms_; }
   // Role kPeerHandshake: the handshake in progress.
   std::unique_ptr<wire::AcceptorHandshake> handshake;
 
@@ -136,6 +141,7 @@ class Stream {
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
+  uint64_t last_input_ms_ = 0;
 
   struct PendingReply {
     uint64_t request_id = 0;
