@@ -55,6 +55,13 @@ Result CheckClock(const flatbuffers::Vector<uint64_t>* clock, const Limits& limi
                   const std::string& what, Presence presence) {
   if (!IsAligned<uint64_t>(clock)) return Bad(what + " is misaligned");
   const size_t size = clock != nullptr ? clock->size() : 0;
+  for (size_t i = 0; i < size; ++i) {
+    if (clock->Get(static_cast<flatbuffers::uoffset_t>(i)) > kSeqMax) {
+      return Bad(what + " entry " + Num(i) + " is " +
+                 Num(clock->Get(static_cast<flatbuffers::uoffset_t>(i))) +
+                 ", beyond any possible sequence number");
+    }
+  }
   if (size == 0 && presence == Presence::kOptional) return {};
   if (limits.cluster_size != 0 ? size == limits.cluster_size : size > 0 && size <= kNodesMax) {
     return {};

@@ -174,8 +174,8 @@ static int RunKvd(const char* extra1, const char* extra2, char* err, size_t cap)
   snprintf(cluster, sizeof(cluster), "1=127.0.0.1:%d", kvt_free_port());
   char dir[] = "/tmp/kvt-limits-XXXXXX";
   cr_assert_not_null(mkdtemp(dir));
-  char* argv[] = {KVD_PATH, "--id", "1", "--cluster", cluster, "--data-dir", dir,
-                  (char*)extra1,    (char*)extra2, NULL};
+  char* argv[] = {KVD_PATH,     "--id", "1",           "--cluster",   cluster,
+                  "--data-dir", dir,    (char*)extra1, (char*)extra2, NULL};
   char out[256];
   int status = kvt_run(argv, out, sizeof(out), err, cap, 5000);
   char sock[128];

@@ -646,6 +646,117 @@ Test(peer_auth, non_loopback_node_needs_a_secret) {
   cr_assert(strstr(err, "--cluster-secret-file") != nullptr, "%s", err);
 }
 
+// --- Sequence numbers and message classes -------------------------------------------------
+
+namespace {
+
+// A batch with one write of n3 (seq 1) whose clock says n3 had seen
+// `n1_seen` of n1's own writes.
+std::string BatchClaiming(uint64_t n1_seen) {
+  const uint64_t clock[] = {n1_seen, 0, 1};
+  const wire::WriteFields write[] = {{.origin = kSelf, .clock = clock, .key = "c", .value = "v"}};
+  return Encode(wire::WriteBatchFields{.writes = write});
+}
+
+int PutAtN1(const char* key) {
+  kv_client* c = kvt_client(1);
+  int rc = kv_put(c, key, strlen(key), "v", 1);
+  kv_close(c);
+  return rc;
+}
+
+}  // namespace
+
+Test(peer_auth, absurd_own_sequence_claim_is_refused) {
+  StartWithTestAsN3();
+  Conn conn = Conn::Dial(kvt_node_at(1)->port);
+  conn.Handshake();
+  conn.SendFrame(BatchClaiming(uint64_t{1} << 60));  // "n3 has seen 2^60 writes of n1."
+  std::optional<Received> error = conn.Next();
+  cr_assert(error.has_value() && error->type == Message::Error);
+  cr_assert_eq(error->status, KV_BAD_REQUEST, "%s", error->message.c_str());
+  cr_assert(strstr(error->message.c_str(), "beyond any possible sequence number") != nullptr, "%s",
+            error->message.c_str());
+  cr_assert(conn.Closed(3000));
+  AwaitUnlinked();
+  cr_assert_eq(PutAtN1("after"), KV_OK, "n1 stopped accepting writes");
+  kv_node_status st;
+  kvt_status(1, &st);
+  cr_assert(st.accepting_writes);
+  cr_assert_eq(st.clock[2], 0u);
+  kvt_stop();
+}
+
+Test(peer_auth, plausible_own_sequence_claim_still_stops_writes) {
+  // A peer that has seen 5 writes of n1, which has none: n1 lost its disk
+  // (or was restored from an old backup) and must not reuse 1..5.
+  StartWithTestAsN3();
+  Conn conn = Conn::Dial(kvt_node_at(1)->port);
+  conn.Handshake();
+  conn.SendFrame(BatchClaiming(5));
+  double deadline = kvt_now_ms() + KVT_WAIT_TIMEOUT_MS;
+  for (;;) {
+    kv_node_status st;
+    kvt_status(1, &st);
+    if (!st.accepting_writes) break;
+    cr_assert_lt(kvt_now_ms(), deadline, "n1 ignored a peer that knows more of its writes");
+    kvt_sleep_ms(10);
+  }
+  cr_assert_eq(PutAtN1("reuse"), KV_UNAVAILABLE);
+  cr_assert_eq(kvt_log_count(1, "peers know own writes up to 5"), 1);
+  kvt_stop();
+}
+
+Test(peer_auth, clients_cannot_send_peer_messages_nor_peers_client_ones) {
+  StartWithTestAsN3();
+  const uint64_t clock[] = {0, 0, 0};
+  const std::string peer_frames[] = {
+      BatchClaiming(0),
+      Encode(wire::AckFields{.clock = clock}),
+      Encode(wire::HelloAckFields{.node_index = kSelf, .clock = clock}),
+      Encode(wire::HelloProofFields{.auth = std::string(32, 'p')}),
+  };
+  for (const std::string& frame : peer_frames) {
+    Conn conn = Conn::Dial(kvt_node_at(1)->port);
+    conn.Send(frame);
+    std::optional<Received> error = conn.Next();
+    cr_assert(error.has_value() && error->type == Message::Error);
+    cr_assert_eq(error->status, KV_BAD_REQUEST, "%s", error->message.c_str());
+    cr_assert(conn.Closed(3000));
+  }
+  {
+    // A connection that made a request is a client: no Hello afterwards.
+    Conn conn = Conn::Dial(kvt_node_at(1)->port);
+    conn.Send(Encode(wire::GetRequestFields{.key = "k"}, 7));
+    std::optional<Received> reply = conn.Next();
+    cr_assert(reply.has_value() && reply->type == Message::Reply);
+    conn.Send(Encode(wire::HelloFields{
+        .cluster_fingerprint = Fingerprint(), .node_index = kSelf, .nonce = RandomBytes(32)}));
+    std::optional<Received> error = conn.Next();
+    cr_assert(error.has_value() && error->type == Message::Error);
+    cr_assert(conn.Closed(3000));
+  }
+  ExpectNoTrace(nullptr);
+  for (const std::string& frame : {Encode(wire::PutRequestFields{.key = "k", .value = "v"}, 7),
+                                   Encode(wire::StatusRequestFields{}, 7)}) {
+    // An authenticated peer link carries no client or admin requests.
+    Conn conn = Conn::Dial(kvt_node_at(1)->port);
+    conn.Handshake();
+    conn.SendFrame(frame);
+    std::optional<Received> error = conn.Next();
+    cr_assert(error.has_value() && error->type == Message::Error, "got %s",
+              error ? kvd::fb::EnumNameMessage(error->type) : "nothing");
+    cr_assert_eq(error->status, KV_BAD_REQUEST);
+    cr_assert(conn.Closed(3000));
+    AwaitUnlinked();
+  }
+  kv_client* c = kvt_client(1);
+  char value[16];
+  cr_assert_eq(kvt_get(c, "k", value, sizeof(value)), KV_NOT_FOUND);
+  kv_close(c);
+  kvt_stop();
+}
+
 // --- The client password -----------------------------------------------------------------
 
 TestSuite(client_auth, .fini = kvt_cleanup, .timeout = 40);
