@@ -88,6 +88,7 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
       if (from_peer) break;
       stream.role = Stream::Role::kClient;
       HandleClientRequest(stream, envelope);
+      if (stream.open_slots() >= kClientRequestsInFlightMax) stream.PauseInput();
       return;
     case wire::MessageClass::kClientAuth:
       if (stream.role != Stream::Role::kUnknown && stream.role != Stream::Role::kClient) break;

@@ -36,6 +36,15 @@ inline constexpr size_t kClientFrameBytesSlack = 64 * 1024;
 
 // --- Fixed -----------------------------------------------------------------------
 
+// Requests of one client connection received and not yet answered. At the
+// bound the node stops reading that connection until half are answered:
+// what one turn's replies can add to its output (and to the core's Output)
+// stays bounded however fast the client pipelines.
+inline constexpr size_t kClientRequestsInFlightMax = 1024;
+// Rounds of "resume paused connections, run the replica" per loop turn,
+// so a resumed connection is not left waiting for the next event.
+inline constexpr int kResumeRoundsPerTurn = 4;
+
 // Connections beyond --max-clients still accepted, up to one per peer,
 // until their first frame shows whether they are a peer's (a Hello); so
 // clients filling the limit cannot keep peers out.

@@ -377,8 +377,36 @@ std::string Node::Summary() const {
 }
 
 void Node::Turn() {
-  Execute(replica_.Ready(now_ms()));
-  FlushDirty();
+  for (int round = 0; round < kResumeRoundsPerTurn; ++round) {
+    Execute(replica_.Ready(now_ms()));
+    FlushDirty();
+    if (!ResumeInputs()) break;
+  }
+}
+
+bool Node::ResumeInputs() {
+  if (resume_.empty()) return false;
+  std::vector<uint64_t> ids;
+  ids.swap(resume_);
+  bool resumed = false;
+  for (uint64_t id : ids) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    Stream& stream = *it->second;
+    stream.resume_queued = false;
+    if (stream.closing()) continue;
+    stream.ResumeInput();
+    resumed = true;
+  }
+  return resumed;
+}
+
+bool Node::CloseIfOverOutputCap(Stream& stream) {
+  if (stream.pending_output_bytes() <= config_.client_output_bytes_max) return false;
+  KV_LOG(kWarn, "%s: not reading its replies (%zu bytes queued); closing",
+         StreamName(stream).c_str(), stream.pending_output_bytes());
+  stream.Close();
+  return true;
 }
 
 // --- Output --------------------------------------------------------------------
@@ -480,7 +508,14 @@ void Node::SendReply(const core::Reply& reply) {
   fields.version = reply.version.counts();
   encoder_.Encode(stream.request_id(slot), fields, stream.ReplyBuffer(slot));
   stream.ReplyDone(slot);
+  // Checked per reply, so one turn's replies cannot pile up past the cap.
+  if (CloseIfOverOutputCap(stream)) return;
   MarkDirty(stream);
+  if (stream.input_paused() && !stream.resume_queued &&
+      stream.open_slots() <= kClientRequestsInFlightMax / 2) {
+    stream.resume_queued = true;
+    resume_.push_back(stream.id());
+  }
 }
 
 void Node::SendWriteBatch(uint32_t peer, const std::vector<core::Write>& writes) {
@@ -592,25 +627,29 @@ void Node::LogEvent(const core::Event& event) {
   }
 }
 
-void Node::MarkDirty(Stream& stream) { dirty_.push_back(stream.id()); }
+void Node::MarkDirty(Stream& stream) {
+  if (stream.dirty) return;
+  stream.dirty = true;
+  dirty_.push_back(stream.id());
+}
 
 void Node::FlushDirty() {
-  for (uint64_t id : dirty_) {
+  // Flushing may mark streams dirty again (a drained peer link resumes its
+  // batches): those wait for the next flush, not this loop.
+  flushing_.swap(dirty_);
+  for (uint64_t id : flushing_) {
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;
     Stream& stream = *it->second;
+    stream.dirty = false;
+    if (stream.closing()) continue;
     const bool peer = stream.role == Stream::Role::kPeer ||
                       stream.role == Stream::Role::kOutboundPeer ||
                       stream.role == Stream::Role::kPeerHandshake;
-    if (!peer && stream.pending_output_bytes() > config_.client_output_bytes_max) {
-      KV_LOG(kWarn, "%s: not reading its replies (%zu bytes queued); closing",
-             StreamName(stream).c_str(), stream.pending_output_bytes());
-      stream.Close();
-      continue;
-    }
+    if (!peer && CloseIfOverOutputCap(stream)) continue;
     stream.Flush();
   }
-  dirty_.clear();
+  flushing_.clear();
 }
 
 // --- Peer links ------------------------------------------------------------------

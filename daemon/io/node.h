@@ -83,6 +83,11 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void Uncount(Stream& stream);
   void RefuseOverLimit(Stream& stream, uint64_t request_id);
   void Turn();
+  // Resumes connections whose requests in flight fell back under the bound;
+  // true if any did.
+  bool ResumeInputs();
+  // Closes a client past --client-output-bytes-max; true if it did.
+  bool CloseIfOverOutputCap(Stream& stream);
   void CloseSilentConnections();
   void CloseIdleConnections();
   void RaiseFileLimit();
@@ -167,6 +172,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   uint64_t next_stream_id_ = 1;
   std::unordered_map<uint64_t, Stream*> streams_;  // Accepted and outbound; not owned.
   std::vector<uint64_t> dirty_;                    // Stream ids to flush this turn.
+  std::vector<uint64_t> flushing_;                 // dirty_ while FlushDirty runs.
+  std::vector<uint64_t> resume_;                   // Stream ids to ResumeInput().
   std::vector<Stream*> inbound_peers_;             // By peer index; nullptr if none.
   std::vector<std::unique_ptr<PeerLink>> links_;   // By peer index; nullptr for self.
   std::vector<core::Write> scratch_writes_;        // Reused for incoming batches.

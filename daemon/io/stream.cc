@@ -56,7 +56,11 @@ void Stream::HandleRead(ssize_t nread, const uv_buf_t* buf) {
   }
   last_input_ms_ = uv_now(handle_.tcp.loop);  // `loop` sits at the same place in both.
   decoder_.Feed(buf->base, static_cast<size_t>(nread));
-  while (!closing_ && !close_after_flush_) {
+  DeliverFrames();
+}
+
+void Stream::DeliverFrames() {
+  while (!closing_ && !close_after_flush_ && !paused_) {
     wire::DecodeResult result = decoder_.Next();
     if (result.kind == wire::DecodeResult::Kind::kNeedMore) break;
     if (result.kind == wire::DecodeResult::Kind::kError) {
@@ -66,6 +70,21 @@ void Stream::HandleRead(ssize_t nread, const uv_buf_t* buf) {
       break;
     }
     handler_->OnFrame(*this, result.frame);
+  }
+}
+
+void Stream::PauseInput() {
+  paused_ = true;
+  if (reading_) uv_read_stop(handle());
+  reading_ = false;
+}
+
+void Stream::ResumeInput() {
+  if (!paused_) return;
+  paused_ = false;
+  DeliverFrames();
+  if (!paused_ && !closing_ && !close_after_flush_ && !decoder_.has_error() && !reading_) {
+    if (StartReading() < 0) Close();
   }
 }
 

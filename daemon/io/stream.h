@@ -60,6 +60,11 @@ class Stream {
   bool closing() const { return closing_; }
 
   int StartReading();
+  // Backpressure: stops handing out frames (and reading the socket) until
+  // ResumeInput(), which first hands out the frames already buffered.
+  void PauseInput();
+  void ResumeInput();
+  bool input_paused() const { return paused_; }
   // Outbound TCP connect; the handler's OnConnected reports the outcome.
   int Connect(const sockaddr* address);
 
@@ -108,6 +113,8 @@ class Stream {
   // Which of the owner's connection counts (--max-clients) this one is in.
   enum class Counted : uint8_t { kNone, kClient, kPeerReserve };
   Counted counted = Counted::kNone;
+  bool dirty = false;          // Queued for the owner's end-of-turn flush.
+  bool resume_queued = false;  // Queued for ResumeInput() at the end of the turn.
   // The loop time (uv_now) of the last bytes read, or of the accept.
   uint64_t last_input_ms() const { return last_input_ms_; }
   // Role kPeerHandshake: the handshake in progress.
@@ -121,6 +128,9 @@ class Stream {
   static void OnClose(uv_handle_t* handle);
 
   void HandleRead(ssize_t nread, const uv_buf_t* buf);
+  // Hands buffered frames to the handler until none is left, the stream
+  // closes, or input is paused.
+  void DeliverFrames();
   void HandleWrite(int status);
 
   union {
@@ -141,6 +151,7 @@ class Stream {
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
+  bool paused_ = false;
   uint64_t last_input_ms_ = 0;
 
   struct PendingReply {
