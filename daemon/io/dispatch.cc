@@ -88,7 +88,11 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
       if (from_peer) break;
       stream.role = Stream::Role::kClient;
       HandleClientRequest(stream, envelope);
-      if (stream.open_slots() >= kClientRequestsInFlightMax) stream.PauseInput();
+      if (stream.open_slots() >= kClientRequestsInFlightMax) {
+        KV_LOG(kDebug, "%s: %zu requests in flight; pausing its input", StreamName(stream).c_str(),
+               stream.open_slots());
+        stream.PauseInput();
+      }
       return;
     case wire::MessageClass::kClientAuth:
       if (stream.role != Stream::Role::kUnknown && stream.role != Stream::Role::kClient) break;

@@ -260,10 +260,11 @@ Test(abuse, a_thousand_trickling_connections_are_closed_and_others_stay_fast) {
   cr_assert_eq(still_open, 0, "%d trickling connections still open %.0f ms after they opened",
                still_open, all_closed_ms);
   double p99_loaded = Percentile(loaded, n_loaded, 0.99);
-  cr_log_info("%d trickling connections closed within %.0f ms (deadline %d ms); probe gets p99 "
-              "%.3f ms unloaded (%zu), %.3f ms meanwhile (%zu)",
-              kSlowConnections, all_closed_ms, kSlowTimeoutMs, p99_unloaded, n_unloaded,
-              p99_loaded, n_loaded);
+  cr_log_info(
+      "%d trickling connections closed within %.0f ms (deadline %d ms); probe gets p99 "
+      "%.3f ms unloaded (%zu), %.3f ms meanwhile (%zu)",
+      kSlowConnections, all_closed_ms, kSlowTimeoutMs, p99_unloaded, n_unloaded, p99_loaded,
+      n_loaded);
   cr_assert_geq(all_closed_ms, kSlowTimeoutMs - 100, "closed before their deadline");
   cr_assert_gt(n_loaded, 100u);
   /* 2x, with 0.5 ms of slack for a shared 2-core machine's scheduling noise
@@ -329,8 +330,8 @@ Test(abuse, five_thousand_idle_connections_are_held_or_refused_cleanly) {
     }
   }
   long after = RssKib(pid);
-  cr_log_info("%d connections: %d held, %d refused; n1 RSS %ld -> %ld KiB", kCrowd, held,
-              refused, before, after);
+  cr_log_info("%d connections: %d held, %d refused; n1 RSS %ld -> %ld KiB", kCrowd, held, refused,
+              before, after);
   cr_assert_eq(held, kCrowdLimit, "held %d, the limit is %d", held, kCrowdLimit);
   /* The node is healthy: status over the admin socket (not a client slot),
    * and a freed slot serves a new client. */
@@ -409,10 +410,9 @@ Test(abuse, a_client_that_never_reads_is_cut_off_at_its_output_cap) {
   free(batch);
   long peak = RssKib(pid);
   close(fd);
-  cr_log_info("n1 cut off a non-reading client after %zu of %d gets; RSS %ld -> %ld KiB",
-              gets_sent, kGets, before, peak);
-  cr_assert(closed, "n1 never disconnected a client that does not read (%zu gets sent)",
-            gets_sent);
+  cr_log_info("n1 cut off a non-reading client after %zu of %d gets; RSS %ld -> %ld KiB", gets_sent,
+              kGets, before, peak);
+  cr_assert(closed, "n1 never disconnected a client that does not read (%zu gets sent)", gets_sent);
   cr_assert_lt(gets_sent, (size_t)kGets, "all %d gets went through", kGets);
   cr_assert_eq(kvt_log_count(1, "not reading its replies"), 1);
   /* Its output, the cap plus one read's worth of replies, is gone again. */

@@ -195,3 +195,31 @@ Test(limits, bad_limits_stop_start_up) {
   cr_assert_eq(RunKvd("--max-clients", "0", err, sizeof(err)), 2, "%s", err);
   cr_assert_eq(RunKvd("--client-output-bytes-max", "100", err, sizeof(err)), 2, "%s", err);
 }
+
+Test(limits, a_deep_pipeline_is_paused_not_dropped) {
+  /* 5,000 requests in flight: n1 stops reading at 1,024 unanswered and
+   * resumes as replies go out; every reply arrives, in order. */
+  kvt_start("--fsync", "no", NULL);
+  kv_client* c = kvt_client(1);
+  enum { kDepth = 5000 };
+  static uint64_t ids[kDepth];
+  for (int i = 0; i < kDepth; ++i) {
+    char key[16];
+    snprintf(key, sizeof(key), "deep-%d", i);
+    cr_assert_eq(kv_send_put(c, key, strlen(key), "v", 1, &ids[i]), KV_OK);
+  }
+  cr_assert_eq(kv_flush(c), KV_OK, "%s", kv_errmsg(c));
+  for (int i = 0; i < kDepth; ++i) {
+    kv_reply reply;
+    cr_assert_eq(kv_recv_reply(c, &reply), KV_OK, "reply %d: %s", i, kv_errmsg(c));
+    cr_assert_eq(reply.request_id, ids[i]);
+    cr_assert_eq(reply.status, KV_OK);
+    kv_reply_clear(&reply);
+  }
+  kv_close(c);
+  kv_node_status st;
+  kvt_status(1, &st);
+  cr_assert_eq(st.clock[0], (uint64_t)kDepth);
+  cr_assert_geq(kvt_log_count(1, "requests in flight; pausing its input"), 1);
+  kvt_stop();
+}
