@@ -269,8 +269,8 @@ std::vector<std::string> Plain(size_t count) {
   std::vector<std::string> frames;
   for (size_t i = 0; i < count; ++i) {
     const std::string key(1 + i % 7, 'k');
-    const WriteFields w[] = {
-        {.origin = 1, .clock = kClock3, .key = key, .value = std::string(i * 37 % 300, 'v')}};
+    const std::string value(i * 37 % 300, 'v');  // Outlives the views below.
+    const WriteFields w[] = {{.origin = 1, .clock = kClock3, .key = key, .value = value}};
     if (i % 2 == 0) {
       frames.push_back(EncodeOne(WriteBatchFields{.writes = w}, i));
     } else {
