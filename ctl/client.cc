@@ -37,6 +37,8 @@ const char* KindName(RequestKind kind) {
       return "shutdown";
     case RequestKind::kSnapshot:
       return "snapshot";
+    case RequestKind::kAuth:
+      return "password";
   }
   return "request";
 }
@@ -80,7 +82,11 @@ Result<Client> Client::Connect(const Endpoint& endpoint, const Options& options)
   auto connection = Connection::Open(endpoint, Deadline::After(options.connect_timeout_ms),
                                      options.frame_bytes_max);
   if (!connection.ok()) return connection.error();
-  return Client(std::move(connection).value(), options);
+  Client client(std::move(connection).value(), options);
+  if (!options.password.empty()) {
+    if (auto auth = client.Authenticate(options.password); !auth.ok()) return auth.error();
+  }
+  return client;
 }
 
 Client::Client(std::unique_ptr<Connection> connection, const Options& options)
@@ -193,6 +199,19 @@ Reply Client::TakeReply(const Pending& pending, const fb::Envelope& envelope) {
     last_reply_ = reply;
   }
   return reply;
+}
+
+Result<void> Client::Authenticate(std::string_view password) {
+  return Call<void>(RequestKind::kAuth, wire::ClientAuthFields{password},
+                    [this](const Pending& pending, const fb::Envelope& envelope) -> Result<void> {
+                      if (envelope.message_type() != fb::Message::Reply) {
+                        return Fail(UnexpectedType(pending.kind, envelope));
+                      }
+                      const fb::Reply* reply = envelope.message_as_Reply();
+                      if (reply->status() == fb::Status::OK) return {};
+                      return Error{CodeFromWire(static_cast<uint8_t>(reply->status())),
+                                   std::string(wire::AsText(reply->message()))};
+                    });
 }
 
 // --- Key-value requests -------------------------------------------------------------

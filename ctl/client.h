@@ -69,6 +69,9 @@ struct Options {
   int request_timeout_ms = 5000;
   // Largest frame accepted from the server (the prefix value).
   size_t frame_bytes_max = wire::kFrameBytesMaxDefault;
+  // Non-empty: Connect() presents it (ClientAuth) before returning, for a
+  // node started with --client-secret-file. A node without one accepts any.
+  std::string password;
 };
 
 // Which request a pipelined reply answers.
@@ -81,6 +84,7 @@ enum class RequestKind : uint8_t {
   kLink,
   kShutdown,
   kSnapshot,
+  kAuth,
 };
 
 // The answer to a put, get or delete.
@@ -160,6 +164,10 @@ class Client {
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;
   ~Client();
+
+  // Presents the client password (Connect() does when Options::password is
+  // set). A wrong one is kUnauthorized and the node closes the connection.
+  Result<void> Authenticate(std::string_view password);
 
   // --- Key-value requests (blocking) ------------------------------------------
   Result<Reply> Put(std::string_view key, std::string_view value);

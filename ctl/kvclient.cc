@@ -133,6 +133,14 @@ int kv_connect(const char* address, int timeout_ms, kv_client** out) {
 
 void kv_close(kv_client* c) { delete c; }
 
+int kv_auth(kv_client* c, const void* password, size_t password_len) {
+  return Guarded(c, [&] {
+    if (BadBytes(password, password_len)) return Invalid(c, "NULL password");
+    Result<void> r = c->client.Authenticate(Bytes(password, password_len));
+    return r.ok() ? KV_OK : Report(c, r.error());
+  });
+}
+
 int kv_set_timeout(kv_client* c, int timeout_ms) {
   return Guarded(c, [&] {
     c->client.set_request_timeout_ms(timeout_ms);

@@ -66,7 +66,7 @@ extern "C" {
 #define KV_TOO_LARGE 3    /* key, value or frame over the node's cap */
 #define KV_TIMEOUT 4      /* the node did not reach the context in time */
 #define KV_UNAVAILABLE 5  /* recovering, shutting down, or a queue is full */
-#define KV_UNAUTHORIZED 6 /* admin request over TCP, fault injection off... */
+#define KV_UNAUTHORIZED 6 /* wrong or missing password, admin request over TCP... */
 #define KV_INTERNAL 7     /* server-side failure; a write's outcome is unknown */
 
 #define KV_ERR_CONNECTION (-1) /* cannot connect, or the connection broke/closed */
@@ -106,6 +106,13 @@ typedef struct kv_client kv_client;
  * kv_set_timeout). On KV_OK *out is a new handle. On failure *out is NULL
  * and kv_errmsg(NULL) gives the reason (per thread). */
 int kv_connect(const char* address, int timeout_ms, kv_client** out);
+
+/* Presents the client password to a node started with --client-secret-file
+ * (one that has none accepts any). Call it right after kv_connect, before
+ * any request: such a node answers anything else with an Error
+ * (KV_UNAUTHORIZED) and closes. A wrong password is KV_UNAUTHORIZED and the
+ * handle becomes unusable. */
+int kv_auth(kv_client* c, const void* password, size_t password_len);
 
 /* Closes the connection and frees the handle. NULL is fine. */
 void kv_close(kv_client* c);

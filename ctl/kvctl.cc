@@ -76,6 +76,8 @@ struct Globals {
   std::string context_file;
   int timeout_ms = kTimeoutMsDefault;
   bool timeout_given = false;
+  std::string password_file;
+  std::string password;  // Read from password_file before any command runs.
   bool json = false;
 };
 
@@ -132,6 +134,7 @@ client::Options ClientOptions(const Globals& globals) {
   client::Options options;
   options.connect_timeout_ms = globals.timeout_ms;
   options.request_timeout_ms = globals.timeout_ms;
+  options.password = globals.password;
   return options;
 }
 
@@ -625,7 +628,7 @@ void Declare(CLI::App& app, Parsed& p) {
   app.require_subcommand(1);
   // Copied into every command created below; kvctl's own footer is set last.
   app.footer(
-      "Global options (-n, --admin, --context, --timeout, --json) and exit codes: "
+      "Global options (-n, --admin, --context, --timeout, --json, --password-file) and exit codes: "
       "kvctl --help");
   // Global options may also follow the command: kvctl get KEY --json.
   app.fallthrough();
@@ -645,6 +648,10 @@ void Declare(CLI::App& app, Parsed& p) {
                                  "wait-converged: total wait, default 10000)");
   timeout->type_name("MS")->check(CLI::PositiveNumber);
   app.add_flag("--json", g.json, "Print one JSON object on stdout");
+  app.add_option("--password-file", g.password_file,
+                 "Present the password in FILE to the node before any request (for a node "
+                 "started with a client secret)")
+      ->type_name("FILE");
   app.parse_complete_callback([&g, timeout] { g.timeout_given = timeout->count() > 0; });
 
   CLI::App* put = app.add_subcommand("put", "Write KEY = VALUE");
@@ -701,7 +708,24 @@ void Declare(CLI::App& app, Parsed& p) {
   app.footer(kFooter);
 }
 
-int Run(CLI::App& app, const Parsed& p) {
+// The password file's bytes without a trailing line end, as kvd reads its
+// --client-secret-file.
+Result<std::string> ReadPasswordFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return Error{Code::kInvalidArgument, "cannot open password file " + path};
+  std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  if (file.bad()) return Error{Code::kInvalidArgument, "cannot read password file " + path};
+  while (!bytes.empty() && (bytes.back() == '\n' || bytes.back() == '\r')) bytes.pop_back();
+  if (bytes.empty()) return Error{Code::kInvalidArgument, "password file " + path + " is empty"};
+  return bytes;
+}
+
+int Run(CLI::App& app, Parsed& p) {
+  if (!p.globals.password_file.empty()) {
+    Result<std::string> password = ReadPasswordFile(p.globals.password_file);
+    if (!password.ok()) return Fail(p.globals, password.error());
+    p.globals.password = std::move(password).value();
+  }
   const Globals& g = p.globals;
   CLI::App* command = app.get_subcommands().front();
   const std::string name = command->get_name();

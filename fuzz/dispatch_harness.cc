@@ -31,7 +31,8 @@ bool DispatchHarness::OnFrame(const wire::Frame& frame) {
   } else if (peers_ && kind == wire::MessageClass::kPeer) {
     keep = OnPeerMessage(envelope);
   } else {
-    keep = kind == wire::MessageClass::kAdminRequest;  // Served without the replica.
+    // Served without the replica (this node wants no client password).
+    keep = kind == wire::MessageClass::kAdminRequest || kind == wire::MessageClass::kClientAuth;
   }
   Step();
   return keep;
@@ -168,6 +169,8 @@ bool DispatchHarness::OnPeerMessage(const fb::Envelope& envelope) {
       }
       return true;
     }
+    case fb::Message::HelloProof:
+      return false;  // This node has no cluster secret: nothing to prove.
     default:
       FUZZ_CHECK(false);  // ClassOf said kPeer.
   }

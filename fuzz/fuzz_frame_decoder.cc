@@ -163,6 +163,13 @@ struct Reader {
         Text(m->message());
         break;
       }
+      case fb::Message::HelloProof:
+        Bytes(e.message_as_HelloProof()->auth());
+        break;
+      case fb::Message::ClientAuth: {
+        Bytes(e.message_as_ClientAuth()->password());
+        break;
+      }
       case fb::Message::NONE:
       case fb::Message::StatusRequest:
       case fb::Message::ShutdownRequest:

@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "daemon/core/replica.h"
+#include "schema/auth.h"
 #include "schema/frame.h"
 #include "schema/limits.h"
 
@@ -59,6 +60,19 @@ inline constexpr size_t kNodeCount = 3;
 inline constexpr uint32_t kSelf = 0;
 
 core::ReplicaConfig SmallClusterConfig();
+
+// The peer-authentication target's fixed world (fuzz_peer_auth.cc), shared
+// with make_corpus.cc so the seeds carry valid proofs and tags: the cluster
+// secret, the cluster fingerprint, and the nonces each side would have drawn.
+inline constexpr char kAuthSecret[] = "fuzz cluster secret 0123456789";
+inline constexpr uint64_t kAuthFingerprint = 0x3a948c08660d056eULL;
+inline wire::Nonce AuthNonce(uint8_t fill) {
+  wire::Nonce nonce;
+  nonce.fill(fill);
+  return nonce;
+}
+inline constexpr uint8_t kDialerNonceFill = 0xD1;
+inline constexpr uint8_t kAcceptorNonceFill = 0xAC;
 // The wire limits matching SmallClusterConfig(), as the daemon derives them.
 wire::Limits SmallClusterLimits();
 

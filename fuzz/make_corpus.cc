@@ -17,7 +17,10 @@
 #include "daemon/core/write.h"
 #include "daemon/storage/crc32c.h"
 #include "daemon/storage/wal_format.h"
+#include "fuzz/fuzz_util.h"
+#include "schema/auth.h"
 #include "schema/encoder.h"
+#include "schema/frame_mac.h"
 
 namespace {
 
@@ -107,7 +110,7 @@ void FrameDecoderCorpus(const fs::path& dir) {
   out.Write("get", h3 + OneFrame(3, wire::GetRequestFields{"key", clock3}));
   out.Write("delete", h3 + OneFrame(4, wire::DeleteRequestFields{"key", {}}));
   out.Write("reply", h3 + OneFrame(5, wire::ReplyFields{fb::Status::OK, "", true, "v", clock3}));
-  out.Write("hello", h3 + OneFrame(0, wire::HelloFields{0x1234, 1, "nonce", "auth"}));
+  out.Write("hello", h3 + OneFrame(0, wire::HelloFields{0x1234, 1, std::string(32, 'n'), ""}));
   out.Write("hello_ack", h3 + OneFrame(0, wire::HelloAckFields{2, clock3, "n", "a"}));
   out.Write("write_batch", h3 + OneFrame(0, wire::WriteBatchFields{writes}));
   out.Write("ack", h3 + OneFrame(0, wire::AckFields{clock3}));
@@ -359,6 +362,89 @@ void WalReaderCorpus(const fs::path& dir) {
   out.Write("unknown_type", record);
 }
 
+// Seeds for fuzz_peer_auth: byte 0 picks the side (0 acceptor, 1 dialer),
+// then what the other side sends, with fuzz_util.h's fixed secret and nonces
+// so the proofs and tags are valid.
+void PeerAuthCorpus(const fs::path& dir) {
+  CorpusWriter out(dir / "fuzz_peer_auth");
+  const std::string_view secret(fuzz::kAuthSecret, sizeof(fuzz::kAuthSecret) - 1);
+  const uint64_t zero_clock[] = {0, 0, 0};
+  const uint64_t c1[] = {0, 1, 0};
+  const uint64_t c2[] = {0, 2, 0};
+  const wire::WriteFields w1[] = {{1, c1, false, "a", "1"}};
+  const wire::WriteFields w2[] = {{1, c2, false, "b", "2"}};
+
+  // Acceptor: node 1 dials us (node 0).
+  wire::Transcript a;
+  a.cluster_fingerprint = fuzz::kAuthFingerprint;
+  a.dialer = 1;
+  a.acceptor = 0;
+  a.dialer_nonce = fuzz::AuthNonce(0x42);
+  a.acceptor_nonce = fuzz::AuthNonce(fuzz::kAcceptorNonceFill);
+  const wire::Proof dialer_proof = wire::DialerProof(secret, a);
+  const wire::SessionKeys keys = wire::DeriveSessionKeys(secret, a);
+  auto view = [](const auto& bytes) {
+    return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  };
+  Frames hello;
+  hello.Add(0, wire::HelloFields{fuzz::kAuthFingerprint, 1, view(a.dialer_nonce), ""});
+  Frames proof;
+  proof.Add(0, wire::HelloProofFields{view(dialer_proof)});
+  auto sealed = [&](const wire::MacKey& key, std::initializer_list<std::string> frames) {
+    wire::FrameMac mac(key);
+    std::string bytes;
+    for (const std::string& frame : frames) {
+      bytes += frame;
+      mac.Seal(&bytes, frame.size());
+    }
+    return bytes;
+  };
+  const std::string batch1 = OneFrame(0, wire::WriteBatchFields{w1});
+  const std::string batch2 = OneFrame(0, wire::WriteBatchFields{w2});
+  const std::string side_a(1, '\0');
+  out.Write("acceptor_full",
+            side_a + hello.bytes + proof.bytes + sealed(keys.dialer_to_acceptor, {batch1, batch2}));
+  out.Write("acceptor_hello_only", side_a + hello.bytes);
+  Frames wrong;
+  wrong.Add(0, wire::HelloProofFields{std::string(32, 'x')});
+  out.Write("acceptor_wrong_proof", side_a + hello.bytes + wrong.bytes);
+  out.Write("acceptor_batch_before_proof", side_a + hello.bytes + batch1);
+  out.Write("acceptor_unsealed_after_proof", side_a + hello.bytes + proof.bytes + batch1);
+  const std::string both = sealed(keys.dialer_to_acceptor, {batch1, batch2});
+  const size_t first = batch1.size() + wire::kMacBytes;
+  out.Write("acceptor_reordered",
+            side_a + hello.bytes + proof.bytes + both.substr(first) + both.substr(0, first));
+  out.Write("acceptor_wrong_direction_key",
+            side_a + hello.bytes + proof.bytes + sealed(keys.acceptor_to_dialer, {batch1}));
+  Frames no_nonce;
+  no_nonce.Add(0, wire::HelloFields{fuzz::kAuthFingerprint, 1, "", ""});
+  out.Write("acceptor_hello_without_nonce", side_a + no_nonce.bytes);
+
+  // Dialer: we (node 0) dialed node 1.
+  wire::Transcript d;
+  d.cluster_fingerprint = fuzz::kAuthFingerprint;
+  d.dialer = 0;
+  d.acceptor = 1;
+  d.dialer_nonce = fuzz::AuthNonce(fuzz::kDialerNonceFill);
+  d.acceptor_nonce = fuzz::AuthNonce(0x77);
+  const wire::Proof acceptor_proof = wire::AcceptorProof(secret, d, zero_clock);
+  const wire::SessionKeys dkeys = wire::DeriveSessionKeys(secret, d);
+  Frames ack;
+  ack.Add(0, wire::HelloAckFields{1, zero_clock, view(d.acceptor_nonce), view(acceptor_proof)});
+  const std::string acks =
+      sealed(dkeys.acceptor_to_dialer,
+             {OneFrame(0, wire::AckFields{zero_clock}), OneFrame(0, wire::AckFields{c1})});
+  const std::string side_d(1, '\1');
+  out.Write("dialer_full", side_d + ack.bytes + acks);
+  Frames forged;
+  forged.Add(0, wire::HelloAckFields{1, c1, view(d.acceptor_nonce), view(acceptor_proof)});
+  out.Write("dialer_clock_altered", side_d + forged.bytes + acks);
+  Frames plain_ack;
+  plain_ack.Add(0, wire::HelloAckFields{1, zero_clock, "", ""});
+  out.Write("dialer_no_proof", side_d + plain_ack.bytes);
+  out.Write("dialer_unsealed_ack", side_d + ack.bytes + OneFrame(0, wire::AckFields{c1}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -371,5 +457,6 @@ int main(int argc, char** argv) {
   ClientDispatchCorpus(dir);
   PeerDispatchCorpus(dir);
   WalReaderCorpus(dir);
+  PeerAuthCorpus(dir);
   return 0;
 }

@@ -16,7 +16,7 @@ BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 case "$BUILD_DIR" in /*) ;; *) BUILD_DIR="$ROOT/$BUILD_DIR" ;; esac
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-1}
-TARGETS="fuzz_frame_decoder fuzz_client_dispatch fuzz_peer_dispatch fuzz_wal_reader"
+TARGETS="fuzz_frame_decoder fuzz_client_dispatch fuzz_peer_dispatch fuzz_wal_reader fuzz_peer_auth"
 
 CLANG=${CLANG:-clang}
 CLANGXX=${CLANGXX:-clang++}

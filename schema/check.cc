@@ -3,6 +3,8 @@
 #include <string>
 #include <utility>
 
+#include "schema/auth.h"
+
 namespace kvd::wire {
 namespace {
 
@@ -53,6 +55,13 @@ Result CheckClock(const flatbuffers::Vector<uint64_t>* clock, const Limits& limi
                   const std::string& what, Presence presence) {
   if (!IsAligned<uint64_t>(clock)) return Bad(what + " is misaligned");
   const size_t size = clock != nullptr ? clock->size() : 0;
+  for (size_t i = 0; i < size; ++i) {
+    if (clock->Get(static_cast<flatbuffers::uoffset_t>(i)) > kSeqMax) {
+      return Bad(what + " entry " + Num(i) + " is " +
+                 Num(clock->Get(static_cast<flatbuffers::uoffset_t>(i))) +
+                 ", beyond any possible sequence number");
+    }
+  }
   if (size == 0 && presence == Presence::kOptional) return {};
   if (limits.cluster_size != 0 ? size == limits.cluster_size : size > 0 && size <= kNodesMax) {
     return {};
@@ -115,15 +124,45 @@ Result CheckClusterId(const flatbuffers::String* id) {
   return {};
 }
 
+// Authentication fields are either absent (no cluster secret) or exactly
+// their size (auth.h).
+Result CheckAuthBytes(const flatbuffers::Vector<uint8_t>* bytes, size_t size,
+                      const std::string& what, Presence presence) {
+  const size_t have = bytes != nullptr ? bytes->size() : 0;
+  if (have == size || (have == 0 && presence == Presence::kOptional)) return {};
+  return Bad(what + " has " + Num(have) + " bytes, not " + Num(size));
+}
+
 Result CheckMessage(const fb::Hello& m, const Limits& limits) {
+  if (auto e = CheckIndex(m.node_index(), limits, "node_index")) return e;
   if (auto e = CheckClusterId(m.cluster_id())) return e;
-  return CheckIndex(m.node_index(), limits, "node_index");
+  // `auth` is unused (the dialer proves itself in HelloProof) and ignored.
+  return CheckAuthBytes(m.nonce(), kNonceBytes, "nonce", Presence::kOptional);
 }
 
 Result CheckMessage(const fb::HelloAck& m, const Limits& limits) {
   if (auto e = CheckIndex(m.node_index(), limits, "node_index")) return e;
   if (auto e = CheckClusterId(m.cluster_id())) return e;
-  return CheckClock(m.clock(), limits, "clock", Presence::kRequired);
+  if (auto e = CheckClock(m.clock(), limits, "clock", Presence::kRequired)) return e;
+  if (auto e = CheckAuthBytes(m.nonce(), kNonceBytes, "nonce", Presence::kOptional)) return e;
+  if (auto e = CheckAuthBytes(m.auth(), kProofBytes, "auth", Presence::kOptional)) return e;
+  const bool has_nonce = m.nonce() != nullptr && m.nonce()->size() != 0;
+  const bool has_auth = m.auth() != nullptr && m.auth()->size() != 0;
+  if (has_nonce != has_auth) return Bad("nonce and auth must come together");
+  return {};
+}
+
+Result CheckMessage(const fb::HelloProof& m, const Limits&) {
+  return CheckAuthBytes(m.auth(), kProofBytes, "auth", Presence::kRequired);
+}
+
+// The password is compared, never stored: only its size is bounded.
+Result CheckMessage(const fb::ClientAuth& m, const Limits&) {
+  const size_t size = m.password() != nullptr ? m.password()->size() : 0;
+  if (size > kSecretBytesMax) {
+    return TooLarge("password of " + Num(size) + " bytes exceeds " + Num(kSecretBytesMax));
+  }
+  return {};
 }
 
 Result CheckWrite(const fb::Write& w, const Limits& limits, const std::string& where) {
@@ -273,6 +312,10 @@ std::optional<WireError> CheckEnvelope(const fb::Envelope& envelope, const Limit
       return CheckBody(envelope.message_as_AdminReply(), limits);
     case Message::Error:
       return CheckBody(envelope.message_as_Error(), limits);
+    case Message::HelloProof:
+      return CheckBody(envelope.message_as_HelloProof(), limits);
+    case Message::ClientAuth:
+      return CheckBody(envelope.message_as_ClientAuth(), limits);
     case Message::TransferBegin:
       return CheckBody(envelope.message_as_TransferBegin(), limits);
     case Message::TransferChunk:
@@ -297,10 +340,13 @@ MessageClass ClassOf(fb::Message type) {
       return MessageClass::kClientRequest;
     case Message::Reply:
       return MessageClass::kClientReply;
+    case Message::ClientAuth:
+      return MessageClass::kClientAuth;
     case Message::Hello:
     case Message::HelloAck:
     case Message::WriteBatch:
     case Message::Ack:
+    case Message::HelloProof:
     case Message::TransferBegin:
     case Message::TransferChunk:
     case Message::TransferEnd:

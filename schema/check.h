@@ -26,8 +26,9 @@ std::optional<WireError> CheckEnvelope(const fb::Envelope& envelope, const Limit
 enum class MessageClass : uint8_t {
   kUnknown,        // NONE or a type this build does not know.
   kClientRequest,  // PutRequest, GetRequest, DeleteRequest.
+  kClientAuth,     // ClientAuth.
   kClientReply,    // Reply.
-  kPeer,           // Hello, HelloAck, WriteBatch, Ack.
+  kPeer,           // Hello, HelloAck, WriteBatch, Ack, HelloProof.
   kAdminRequest,   // StatusRequest, BufferRequest, LinkRequest, ShutdownRequest.
   kAdminReply,     // StatusReply, BufferReply, AdminReply.
   kError,          // Error.

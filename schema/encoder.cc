@@ -148,6 +148,16 @@ size_t Encoder::Encode(uint64_t request_id, const ErrorFields& m, std::string* o
   return Finish(request_id, fb::CreateError(fbb_, m.status, message), out);
 }
 
+size_t Encoder::Encode(uint64_t request_id, const HelloProofFields& m, std::string* out) {
+  auto auth = Bytes(m.auth);
+  return Finish(request_id, fb::CreateHelloProof(fbb_, auth), out);
+}
+
+size_t Encoder::Encode(uint64_t request_id, const ClientAuthFields& m, std::string* out) {
+  auto password = Bytes(m.password);
+  return Finish(request_id, fb::CreateClientAuth(fbb_, password), out);
+}
+
 size_t Encoder::FinishEnvelope(uint64_t request_id, fb::Message type,
                                flatbuffers::Offset<void> message, std::string* out) {
   fb::FinishSizePrefixedEnvelopeBuffer(fbb_, fb::CreateEnvelope(fbb_, request_id, type, message));

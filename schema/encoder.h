@@ -52,6 +52,10 @@ struct ReplyFields {
   std::span<const uint64_t> version = {};
 };
 
+struct ClientAuthFields {
+  std::string_view password = {};
+};
+
 // ------------------------------------------------------------------ peer --
 
 struct HelloFields {
@@ -68,6 +72,10 @@ struct HelloAckFields {
   std::string_view nonce = {};
   std::string_view auth = {};
   std::string_view cluster_id = {};
+};
+
+struct HelloProofFields {
+  std::string_view auth = {};
 };
 
 struct WriteFields {
@@ -188,6 +196,8 @@ class Encoder {
   size_t Encode(uint64_t request_id, const SnapshotRequestFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const AdminReplyFields& m, std::string* out);
   size_t Encode(uint64_t request_id, const ErrorFields& m, std::string* out);
+  size_t Encode(uint64_t request_id, const HelloProofFields& m, std::string* out);
+  size_t Encode(uint64_t request_id, const ClientAuthFields& m, std::string* out);
 
   // Escape hatch for frames the helpers above cannot express (tests build
   // odd frames this way): build a message table T in builder(), then

@@ -22,6 +22,10 @@ bool IsAligned(const uint8_t* p) { return reinterpret_cast<uintptr_t>(p) % align
 FrameDecoder::FrameDecoder(size_t frame_bytes_max)
     : frame_bytes_max_(std::min(frame_bytes_max, kFrameBytesMaxLimit)) {}
 
+void FrameDecoder::set_frame_bytes_max(size_t frame_bytes_max) {
+  frame_bytes_max_ = std::min(frame_bytes_max, kFrameBytesMaxLimit);
+}
+
 void FrameDecoder::Feed(const char* data, size_t len) {
   const auto* in = reinterpret_cast<const uint8_t*>(data);
   // Copy up to the end of the current prefix, check it, then copy up to the
@@ -66,8 +70,8 @@ DecodeResult FrameDecoder::Next() {
     return result;
   }
 
-  const uint8_t* bytes = input_.data() + begin_;
-  const size_t size = kPrefixBytes + LoadPrefix(bytes);
+  uint8_t* bytes = input_.data() + begin_;
+  size_t size = kPrefixBytes + LoadPrefix(bytes);
   begin_ += size;
   // Everything consumed: start over at offset 0 (aligned) at no cost. The
   // frame's bytes stay in place until the next Feed().
@@ -79,6 +83,15 @@ DecodeResult FrameDecoder::Next() {
     }
     std::memcpy(scratch_.data(), bytes, size);
     bytes = scratch_.data();
+  }
+
+  if (mac_ != nullptr && !mac_->Open(bytes, &size)) {
+    Fail(WireError{fb::Status::UNAUTHORIZED, "frame " + std::to_string(mac_->sequence()) + " of " +
+                                                 std::to_string(size) +
+                                                 " bytes failed authentication"});
+    result.kind = DecodeResult::Kind::kError;
+    result.error = *error_;
+    return result;
   }
 
   // Exactly the frame's bytes: the verifier refuses a buffer longer than

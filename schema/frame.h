@@ -25,6 +25,13 @@
 //     stays failed: Next() repeats the error and Feed() ignores its input.
 //   - No heap allocation on the steady path: storage is reused and
 //     compacted only when the tail runs out of room.
+//   - With a FrameMac set (set_mac), every frame handed out from then on
+//     was sealed by the sender and its tag checked (frame_mac.h); the
+//     frame handed out is the plain frame inside. A frame whose tag does
+//     not match is an UNAUTHORIZED error, like one that fails
+//     verification. Frames are opened as Next() hands them out, so the MAC
+//     may be set between two calls to Next() even if the next frame's
+//     bytes have already arrived.
 //
 // The verifier proves memory safety only; run CheckEnvelope (check.h) before
 // reading any field.
@@ -36,6 +43,7 @@
 #include <span>
 
 #include "schema/aligned_buffer.h"
+#include "schema/frame_mac.h"
 #include "schema/kv_generated.h"
 #include "schema/limits.h"
 #include "schema/wire_error.h"
@@ -83,6 +91,15 @@ class FrameDecoder {
   // The next frame, or kNeedMore, or the decoder's error.
   DecodeResult Next();
 
+  // Raises or lowers the cap for prefixes not yet checked (a connection
+  // that turns out to be a peer gets the peer cap). Values above
+  // kFrameBytesMaxLimit count as that limit.
+  void set_frame_bytes_max(size_t frame_bytes_max);
+
+  // From the next frame Next() hands out, every frame must be sealed with
+  // `mac` (not owned; it must outlive the decoder or be replaced).
+  void set_mac(FrameMac* mac) { mac_ = mac; }
+
   // True once the stream has been refused (there may still be frames before
   // the bad prefix for Next() to hand out).
   bool has_error() const { return error_.has_value(); }
@@ -104,6 +121,7 @@ class FrameDecoder {
   void ReleaseStorage();
 
   size_t frame_bytes_max_;
+  FrameMac* mac_ = nullptr;
   // Received bytes. [begin_, scan_) holds complete frames whose prefixes
   // passed the cap check; [scan_, end_) the start of the next frame.
   AlignedBuffer input_;

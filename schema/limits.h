@@ -16,6 +16,17 @@ inline constexpr size_t kFrameBytesMaxDefault = 16 * 1024 * 1024;
 
 // A cluster identity (Hello, HelloAck, Ack) is a short token.
 inline constexpr size_t kClusterIdBytesMax = 64;
+// No clock entry (a count of one node's writes) can exceed this: at a
+// million writes a second a node needs 285 years to get there. Anything
+// larger is corrupt or hostile and is refused (a peer's clock claiming
+// that many of our own writes would otherwise stop us accepting writes
+// until we "recover" writes that never existed). Smaller claims are never
+// refused: a node restored from an old backup or with a lost disk really is
+// behind its peers, and refusing their word would make it reuse sequence
+// numbers. 2^53 - 1 is also the largest integer a JSON number (a double)
+// holds exactly, so `kvctl --json` prints every valid clock exactly.
+// kvd::core's Validate* functions use the same bound.
+inline constexpr uint64_t kSeqMax = (uint64_t{1} << 53) - 1;
 
 // The FlatBuffers verifier handles buffers below 2 GiB only; the decoder
 // treats any larger cap as this one.

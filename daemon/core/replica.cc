@@ -10,6 +10,24 @@
 namespace kvd::core {
 namespace {
 
+// No node can have issued more writes than this (285 years at a million a
+// second); larger clock entries are corrupt or hostile. Smaller ones are
+// believed even when they exceed our own count: after a disk loss or a
+// restore from backup our peers do know more of our writes than we have,
+// and ignoring them would make us reuse sequence numbers. The same bound
+// as kvd::wire::kSeqMax (schema/limits.h), which the shell checks first.
+constexpr uint64_t kSeqPlausibleMax = (uint64_t{1} << 53) - 1;
+
+Status CheckPlausible(const VectorClock& clock, const char* what) {
+  for (size_t k = 0; k < clock.size(); ++k) {
+    if (clock[k] > kSeqPlausibleMax) {
+      return Status::BadRequest(std::string(what) + " entry " + std::to_string(k) + " is " +
+                                std::to_string(clock[k]) + ", beyond any possible sequence number");
+    }
+  }
+  return Status::Ok();
+}
+
 std::string DescribeMissing(const std::vector<MissingRange>& missing) {
   std::string out;
   for (const MissingRange& range : missing) {
@@ -132,6 +150,18 @@ Status Replica::Restore(const Record& record, uint64_t now_ms) {
   return status;
 }
 
+Status Replica::Bootstrap(std::string_view cluster_id) {
+  if (cluster_id.empty()) return Status::BadRequest("empty cluster identity");
+  if (identity_recorded_) {
+    if (cluster_id == cluster_id_) return Status::Ok();
+    return Status::BadRequest("the data directory belongs to cluster " + cluster_id_ + ", not " +
+                              std::string(cluster_id));
+  }
+  cluster_id_ = cluster_id;
+  RecordIdentity();
+  return Status::Ok();
+}
+
 void Replica::Image(const std::function<void(const Record&)>& visit) const {
   KV_ASSERT(!incoming_);
   Record record;
@@ -197,6 +227,8 @@ Status Replica::ValidateRequest(RequestType type, std::string_view key, std::str
     return Status::BadRequest("context has " + std::to_string(context->size()) +
                               " entries, the cluster has " + std::to_string(config_.node_count));
   }
+  // A context no node can ever reach is refused now, not after the wait.
+  if (context) return CheckPlausible(*context, "context");
   return Status::Ok();
 }
 
@@ -319,7 +351,7 @@ Status Replica::ValidateClock(const VectorClock& clock) const {
     return Status::BadRequest("clock has " + std::to_string(clock.size()) +
                               " entries, the cluster has " + std::to_string(config_.node_count));
   }
-  return Status::Ok();
+  return CheckPlausible(clock, "clock");
 }
 
 Status Replica::ValidateWrite(const Write& write) const {

@@ -97,6 +97,13 @@ class Replica {
   // were persisted.
   Status Restore(const Record& record, uint64_t now_ms);
 
+  // An operator's explicit identity for a brand-new cluster (kvd
+  // --bootstrap-cluster-id): with none restored, this node records it at
+  // once instead of waiting to meet every peer. Only safe on the first
+  // start of a new cluster: a node that lost its data would reuse sequence
+  // numbers. An error if the node already belongs to another cluster.
+  Status Bootstrap(std::string_view cluster_id);
+
   // --- Snapshots ---------------------------------------------------------
   // Visits the records of a snapshot of this node's state (see record.h):
   // restoring them into a fresh replica rebuilds the store, the clock and

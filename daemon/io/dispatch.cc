@@ -5,7 +5,9 @@
 #include "daemon/io/codec.h"
 #include "daemon/io/log.h"
 #include "daemon/io/node.h"
+#include "schema/auth.h"
 #include "schema/check.h"
+#include "schema/handshake.h"
 #include "schema/view.h"
 
 namespace kvd::io {
@@ -17,6 +19,9 @@ std::string Node::StreamName(const Stream& stream) const {
       return "peer " + PeerName(stream.peer);
     case Stream::Role::kClient:
       return "client " + std::to_string(stream.id());
+    case Stream::Role::kPeerHandshake:
+      return "connection " + std::to_string(stream.id()) + " (node " +
+             std::to_string(stream.peer + 1) + ", authenticating)";
     case Stream::Role::kUnknown:
       break;
   }
@@ -27,12 +32,15 @@ std::string Node::StreamName(const Stream& stream) const {
 void Node::OnConnected(Stream&, int) {}  // Accepted streams are connected already.
 
 void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
-  stream.greeted = true;
+  // A connection in the middle of a peer handshake has not finished it.
+  if (stream.role != Stream::Role::kPeerHandshake) stream.greeted = true;
   const fb::Envelope& envelope = *frame.envelope;
   uint64_t request_id = envelope.request_id();
   wire::MessageClass kind = wire::ClassOf(envelope.message_type());
+  const bool from_peer =
+      stream.role == Stream::Role::kPeer || stream.role == Stream::Role::kPeerHandshake;
   if (auto error = wire::CheckEnvelope(envelope, limits_)) {
-    if (kind == wire::MessageClass::kClientRequest && stream.role != Stream::Role::kPeer) {
+    if (kind == wire::MessageClass::kClientRequest && !from_peer && ClientAllowed(stream)) {
       // A well-framed request with a bad field: answer it and go on serving
       // this client, as Redis does with a bad command.
       uint32_t slot = stream.TakeSlot(request_id);
@@ -47,14 +55,51 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
     SendError(stream, request_id, error->status, error->message, /*close=*/true);
     return;
   }
+  if (stream.counted == Stream::Counted::kPeerReserve &&
+      envelope.message_type() != fb::Message::Hello) {
+    RefuseOverLimit(stream, request_id);  // Let in beyond the limit for peers only.
+    return;
+  }
+  if (stream.role == Stream::Role::kPeerHandshake) {
+    if (envelope.message_type() == fb::Message::HelloProof) {
+      HandleHelloProof(stream, envelope);
+      return;
+    }
+    // Nothing from a peer counts before it proved the cluster secret.
+    KV_LOG(kWarn, "connection %llu: %s from node %u before it authenticated; closing",
+           (unsigned long long)stream.id(), fb::EnumNameMessage(envelope.message_type()),
+           stream.peer + 1);
+    SendError(stream, request_id, fb::Status::UNAUTHORIZED,
+              "peer authentication not complete: send HelloProof first", /*close=*/true);
+    return;
+  }
+  const bool client_request =
+      kind == wire::MessageClass::kClientRequest || kind == wire::MessageClass::kAdminRequest;
+  if (client_request && !from_peer && !ClientAllowed(stream)) {
+    KV_LOG(kInfo, "%s: %s before the client password; closing", StreamName(stream).c_str(),
+           fb::EnumNameMessage(envelope.message_type()));
+    SendError(stream, request_id, fb::Status::UNAUTHORIZED,
+              "this node requires a password: send ClientAuth first (kvctl --password-file)",
+              /*close=*/true);
+    return;
+  }
   switch (kind) {
     case wire::MessageClass::kClientRequest:
-      if (stream.role == Stream::Role::kPeer) break;
+      if (from_peer) break;
       stream.role = Stream::Role::kClient;
       HandleClientRequest(stream, envelope);
+      if (stream.open_slots() >= kClientRequestsInFlightMax) {
+        KV_LOG(kDebug, "%s: %zu requests in flight; pausing its input", StreamName(stream).c_str(),
+               stream.open_slots());
+        stream.PauseInput();
+      }
+      return;
+    case wire::MessageClass::kClientAuth:
+      if (stream.role != Stream::Role::kUnknown && stream.role != Stream::Role::kClient) break;
+      HandleClientAuth(stream, envelope);
       return;
     case wire::MessageClass::kAdminRequest:
-      if (stream.role == Stream::Role::kPeer) break;
+      if (from_peer) break;
       HandleAdminRequest(stream, envelope);
       return;
     case wire::MessageClass::kPeer:
@@ -85,6 +130,11 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
   SendError(stream, request_id, fb::Status::BAD_REQUEST, message, /*close=*/true);
 }
 
+bool Node::ClientAllowed(const Stream& stream) const {
+  return config_.client_secret.empty() || stream.transport() == Stream::Transport::kUnix ||
+         stream.client_authenticated;
+}
+
 void Node::OnBadInput(Stream& stream, const wire::WireError& error) {
   KV_LOG(kInfo, "%s: bad frame: %s; closing", StreamName(stream).c_str(), error.message.c_str());
   SendError(stream, 0, error.status, error.message, /*close=*/true);
@@ -93,6 +143,7 @@ void Node::OnBadInput(Stream& stream, const wire::WireError& error) {
 void Node::OnDrained(Stream&) {}
 
 void Node::OnClosed(Stream& stream) {
+  Uncount(stream);
   RemoveStream(stream);
   if (stream.role == Stream::Role::kPeer && inbound_peers_[stream.peer] == &stream) {
     inbound_peers_[stream.peer] = nullptr;
@@ -103,8 +154,7 @@ void Node::OnClosed(Stream& stream) {
 
 void Node::SendError(Stream& stream, uint64_t request_id, fb::Status status,
                      const std::string& message, bool close) {
-  encoder_.Encode(request_id, wire::ErrorFields{status, message}, &stream.output());
-  MarkDirty(stream);
+  Emit(stream, request_id, wire::ErrorFields{status, message});
   if (close) stream.CloseAfterFlush();
 }
 
@@ -143,6 +193,26 @@ void Node::HandleClientRequest(Stream& stream, const fb::Envelope& envelope) {
     default:
       break;
   }
+}
+
+// The password is checked on TCP only (the admin socket's file mode is its
+// access control) and only if the node has one; a client may send one to
+// a node that wants none.
+void Node::HandleClientAuth(Stream& stream, const fb::Envelope& envelope) {
+  const fb::ClientAuth* auth = envelope.message_as_ClientAuth();
+  if (!ClientAllowed(stream) &&
+      !wire::PasswordMatches(wire::AsBytes(auth->password()), config_.client_secret)) {
+    KV_LOG(kWarn, "%s: wrong client password; closing", StreamName(stream).c_str());
+    SendError(stream, envelope.request_id(), fb::Status::UNAUTHORIZED, "wrong password",
+              /*close=*/true);
+    return;
+  }
+  stream.client_authenticated = true;
+  stream.role = Stream::Role::kClient;
+  uint32_t slot = stream.TakeSlot(envelope.request_id());
+  encoder_.Encode(envelope.request_id(), wire::ReplyFields{}, stream.ReplyBuffer(slot));
+  stream.ReplyDone(slot);
+  MarkDirty(stream);
 }
 
 // --- Administration --------------------------------------------------------------------
@@ -266,24 +336,94 @@ void Node::HandleHello(Stream& stream, const fb::Envelope& envelope) {
               "hello claims this node's own index", /*close=*/true);
     return;
   }
+  if (config_.cluster_secret.empty()) {
+    if (hello->nonce() != nullptr && hello->nonce()->size() != 0) {
+      // Half a cluster with a secret is a configuration mistake: say so at
+      // both ends rather than link without authentication.
+      KV_LOG(kWarn,
+             "connection %llu: node %u authenticates but this node has no cluster secret; "
+             "refusing",
+             (unsigned long long)stream.id(), peer + 1);
+      SendError(stream, envelope.request_id(), fb::Status::UNAUTHORIZED,
+                "this node has no cluster secret: give every node the same --cluster-secret-file",
+                /*close=*/true);
+      return;
+    }
+    stream.peer_cluster_id = wire::AsText(hello->cluster_id());
+    AcceptPeer(stream, peer);
+    return;
+  }
+  // Challenge the dialer; nothing about the node changes until it answers.
+  wire::Nonce nonce;
+  if (!wire::RandomNonce(&nonce)) {
+    KV_LOG(kError, "connection %llu: no random nonce from the system; closing",
+           (unsigned long long)stream.id());
+    SendError(stream, envelope.request_id(), fb::Status::INTERNAL, "no random nonce",
+              /*close=*/true);
+    return;
+  }
+  auto handshake = std::make_unique<wire::AcceptorHandshake>(config_.cluster_secret, fingerprint_,
+                                                             config_.self());
+  if (auto error = handshake->OnHello(*hello, nonce, replica_.clock().counts())) {
+    KV_LOG(kWarn, "connection %llu: hello from node %u without authentication; refusing",
+           (unsigned long long)stream.id(), peer + 1);
+    SendError(stream, envelope.request_id(), error->status, error->message, /*close=*/true);
+    return;
+  }
+  wire::HelloAckFields fields;
+  fields.node_index = config_.self();
+  fields.clock = replica_.clock().counts();
+  fields.nonce = handshake->nonce();
+  fields.auth = handshake->proof();
+  fields.cluster_id = replica_.cluster_id();
+  Emit(stream, envelope.request_id(), fields);
+  // The Hello's cluster_id is not covered by the proofs, so on an
+  // authenticated link it is not believed: this node learns the peer's
+  // identity from the sealed Acks on its own link to the peer.
+  stream.role = Stream::Role::kPeerHandshake;
+  stream.peer = peer;
+  stream.greeted = false;  // The handshake deadline runs until the proof.
+  stream.handshake = std::move(handshake);
+}
+
+void Node::HandleHelloProof(Stream& stream, const fb::Envelope& envelope) {
+  wire::SessionKeys keys;
+  if (auto error = stream.handshake->OnProof(*envelope.message_as_HelloProof(), &keys)) {
+    KV_LOG(kWarn,
+           "connection %llu: node %u failed peer authentication (wrong --cluster-secret-file?); "
+           "closing",
+           (unsigned long long)stream.id(), stream.peer + 1);
+    SendError(stream, envelope.request_id(), error->status, error->message, /*close=*/true);
+    return;
+  }
+  stream.handshake.reset();
+  stream.SetMacs(std::make_unique<wire::FrameMac>(keys.acceptor_to_dialer),
+                 std::make_unique<wire::FrameMac>(keys.dialer_to_acceptor));
+  AcceptPeer(stream, stream.peer);
+}
+
+void Node::AcceptPeer(Stream& stream, uint32_t peer) {
   if (Stream* old = inbound_peers_[peer]) {
     // The peer redialed; its old connection is dead even if we missed it.
     inbound_peers_[peer] = nullptr;
     replica_.LinkFromPeerDown(peer);
     old->Close();
   }
-  if (core::Status s = replica_.LinkFromPeerUp(peer, now_ms(), wire::AsText(hello->cluster_id()));
-      !s.ok()) {
+  if (core::Status s = replica_.LinkFromPeerUp(peer, now_ms(), stream.peer_cluster_id); !s.ok()) {
     KV_LOG(kWarn, "connection %llu: hello from node %u refused: %s",
            (unsigned long long)stream.id(), peer + 1, s.message().c_str());
-    SendError(stream, envelope.request_id(), static_cast<fb::Status>(s.code()), s.message(),
-              /*close=*/true);
+    SendError(stream, 0, static_cast<fb::Status>(s.code()), s.message(), /*close=*/true);
     return;
   }
+  // Peer links do not count against --max-clients, and carry batches.
+  Uncount(stream);
+  stream.set_frame_bytes_max(config_.peer_frame_bytes_max);
   stream.role = Stream::Role::kPeer;
   stream.peer = peer;
+  stream.greeted = true;
   inbound_peers_[peer] = &stream;
-  KV_LOG(kInfo, "peer %s: linked to us", PeerName(peer).c_str());
+  KV_LOG(kInfo, "peer %s: linked to us%s", PeerName(peer).c_str(),
+         stream.sealed() ? " (authenticated)" : "");
 }
 
 void Node::ToScratchWrites(const flatbuffers::Vector<flatbuffers::Offset<fb::Write>>* writes) {

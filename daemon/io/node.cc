@@ -2,9 +2,12 @@
 
 #include <netdb.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "daemon/io/log.h"
@@ -91,7 +94,7 @@ Node::Node(const Config& config)
   limits_.cluster_size = config.cluster.size();
   limits_.key_bytes_max = config.key_bytes_max;
   limits_.value_bytes_max = config.value_bytes_max;
-  limits_.frame_bytes_max = config.frame_bytes_max;
+  limits_.frame_bytes_max = config.client_frame_bytes_max;
   inbound_peers_.assign(config.cluster.size(), nullptr);
   links_.resize(config.cluster.size());
 }
@@ -123,7 +126,11 @@ core::Status Node::Start(uv_loop_t* loop) {
 
   // Recovery comes first: nothing is served from a half-restored state.
   if (core::Status s = Recover(); !s.ok()) return s;
+  if (!config_.bootstrap_cluster_id.empty()) {
+    if (core::Status s = replica_.Bootstrap(config_.bootstrap_cluster_id); !s.ok()) return s;
+  }
 
+  RaiseFileLimit();
   if (core::Status s = Listen(); !s.ok()) return s;
   if (config_.fsync == FsyncPolicy::kEverySec) uv_timer_start(&everysec_, OnEverySec, 1000, 1000);
   uv_prepare_start(&prepare_, OnPrepare);
@@ -139,8 +146,11 @@ core::Status Node::Start(uv_loop_t* loop) {
     PeerLink::Options options;
     options.peer = peer;
     options.name = PeerName(peer);
-    options.frame_bytes_max = config_.frame_bytes_max;
+    options.frame_bytes_max = config_.peer_frame_bytes_max;
     options.cluster_size = config_.cluster.size();
+    options.cluster_secret = config_.cluster_secret;
+    options.cluster_fingerprint = fingerprint_;
+    options.self = config_.self();
     if (core::Status s = Resolve(config_.cluster[peer], &options.address); !s.ok()) return s;
     links_[peer] = std::make_unique<PeerLink>(loop_, options, this);
     if (int rc = links_[peer]->Start(); rc < 0) return UvError("peer link", rc);
@@ -194,10 +204,18 @@ core::Status Node::Listen() {
   if (stat(config_.admin_socket.c_str(), &info) == 0 && S_ISSOCK(info.st_mode)) {
     unlink(config_.admin_socket.c_str());
   }
-  // Owner-only: the admin socket can stop the node and inject faults.
-  mode_t old_mask = umask(0177);
+  // Owner-only (or owner and --admin-group): the admin socket can stop the
+  // node and inject faults.
+  const bool group = config_.admin_gid >= 0;
+  mode_t old_mask = umask(group ? 0117 : 0177);
   rc = uv_pipe_bind(&admin_listener_, config_.admin_socket.c_str());
   umask(old_mask);
+  if (rc == 0 && group &&
+      chown(config_.admin_socket.c_str(), static_cast<uid_t>(-1),
+            static_cast<gid_t>(config_.admin_gid)) != 0) {
+    return core::Status::Internal("cannot give admin socket " + config_.admin_socket +
+                                  " to group " + config_.admin_group + ": " + strerror(errno));
+  }
   if (rc == 0) {
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&admin_listener_), 64, OnAdminConnection);
   }
@@ -224,19 +242,90 @@ void Node::OnAdminConnection(uv_stream_t* server, int status) {
   node->Accept(server, Stream::Transport::kUnix);
 }
 
+// Every connection costs a descriptor: without enough of them accept()
+// fails (libuv then drops connections) long before --max-clients. Raise
+// the soft limit as far as the hard one allows, as Redis does.
+void Node::RaiseFileLimit() {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(config_.max_clients + kFdsBeyondClients);
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < want) {
+    rlim_t raised = limit.rlim_max == RLIM_INFINITY ? want : std::min(want, limit.rlim_max);
+    struct rlimit fresh = {raised, limit.rlim_max};
+    if (raised > limit.rlim_cur && setrlimit(RLIMIT_NOFILE, &fresh) == 0) limit.rlim_cur = raised;
+  }
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < want) {
+    KV_LOG(kWarn,
+           "only %llu file descriptors (RLIMIT_NOFILE): fewer than --max-clients %zu connections "
+           "will fit",
+           (unsigned long long)limit.rlim_cur, config_.max_clients);
+  }
+}
+
 void Node::Accept(uv_stream_t* server, Stream::Transport transport) {
   int rc = 0;
   auto* stream =
-      new Stream(loop_, transport, next_stream_id_++, config_.frame_bytes_max, this, &rc);
+      new Stream(loop_, transport, next_stream_id_++, config_.client_frame_bytes_max, this, &rc);
   AddStream(*stream);
   if (rc == 0) rc = uv_accept(server, stream->handle());
-  if (rc == 0) rc = stream->StartReading();
   if (rc < 0) {
     KV_LOG(kWarn, "accept: %s", uv_err_name(rc));
     stream->Close();
     return;
   }
+  if (transport == Stream::Transport::kTcp && !Admit(*stream)) {
+    RefuseOverLimit(*stream, 0);
+    return;
+  }
+  if (rc = stream->StartReading(); rc < 0) {
+    KV_LOG(kWarn, "accept: %s", uv_err_name(rc));
+    stream->Close();
+    return;
+  }
   handshake_deadlines_.emplace_back(now_ms() + config_.handshake_timeout_ms, stream->id());
+}
+
+bool Node::Admit(Stream& stream) {
+  if (client_connections_ < config_.max_clients) {
+    ++client_connections_;
+    stream.counted = Stream::Counted::kClient;
+    return true;
+  }
+  if (reserve_connections_ + 1 < config_.cluster.size()) {
+    ++reserve_connections_;
+    stream.counted = Stream::Counted::kPeerReserve;
+    return true;
+  }
+  return false;
+}
+
+void Node::Uncount(Stream& stream) {
+  if (stream.counted == Stream::Counted::kClient) --client_connections_;
+  if (stream.counted == Stream::Counted::kPeerReserve) --reserve_connections_;
+  stream.counted = Stream::Counted::kNone;
+}
+
+// The listener keeps accepting: a refused connection is told why and
+// closed. Refusals come in floods, so their log lines are rate limited.
+void Node::RefuseOverLimit(Stream& stream, uint64_t request_id) {
+  uint64_t now = now_ms();
+  if (now - refusal_window_start_ms_ >= 1000) {
+    if (refusals_in_window_ > kRefusalLinesPerSecond) {
+      KV_LOG(kWarn, "refused %llu more connection(s) over --max-clients %zu in the last second",
+             (unsigned long long)(refusals_in_window_ - kRefusalLinesPerSecond),
+             config_.max_clients);
+    }
+    refusal_window_start_ms_ = now;
+    refusals_in_window_ = 0;
+  }
+  if (++refusals_in_window_ <= kRefusalLinesPerSecond) {
+    KV_LOG(kWarn, "%s: %zu client connections open (--max-clients); refusing",
+           StreamName(stream).c_str(), client_connections_);
+  }
+  Uncount(stream);
+  SendError(stream, request_id, fb::Status::UNAVAILABLE,
+            "too many connections (--max-clients " + std::to_string(config_.max_clients) + ")",
+            /*close=*/true);
 }
 
 void Node::CloseSilentConnections() {
@@ -255,7 +344,36 @@ void Node::OnPrepare(uv_prepare_t* handle) { static_cast<Node*>(handle->data)->T
 
 // Time-driven work of the shell; Turn() follows every loop iteration.
 void Node::OnTick(uv_timer_t* handle) {
-  static_cast<Node*>(handle->data)->CloseSilentConnections();
+  auto* node = static_cast<Node*>(handle->data);
+  node->CloseSilentConnections();
+  node->CloseIdleConnections();
+}
+
+// A client that sends nothing and waits for nothing holds a descriptor and
+// buffers for no one. Peer links are not clients: their liveness is the
+// peer link's business.
+void Node::CloseIdleConnections() {
+  if (config_.idle_timeout_ms == 0 || shutting_down_) return;
+  const uint64_t now = now_ms();
+  const uint64_t every =
+      std::min(kIdleSweepMsMax, std::max<uint64_t>(config_.idle_timeout_ms / 4, 1));
+  if (now - last_idle_sweep_ms_ < every) return;
+  last_idle_sweep_ms_ = now;
+  scratch_streams_.clear();
+  for (auto& [id, stream] : streams_) {
+    if (stream->role == Stream::Role::kPeer || stream->role == Stream::Role::kOutboundPeer ||
+        stream->role == Stream::Role::kPeerHandshake || !stream->greeted || stream->closing()) {
+      continue;
+    }
+    if (stream->open_slots() != 0 || stream->pending_output_bytes() != 0) continue;
+    if (now - stream->last_input_ms() >= config_.idle_timeout_ms)
+      scratch_streams_.push_back(stream);
+  }
+  for (Stream* stream : scratch_streams_) {
+    KV_LOG(kInfo, "%s: idle for %llu ms; closing", StreamName(*stream).c_str(),
+           (unsigned long long)(now - stream->last_input_ms()));
+    SendError(*stream, 0, fb::Status::TIMEOUT, "idle timeout", /*close=*/true);
+  }
 }
 
 void Node::OnSignal(uv_signal_t* handle, int signum) {
@@ -305,9 +423,37 @@ std::string Node::Summary() const {
 }
 
 void Node::Turn() {
-  Execute(replica_.Ready(now_ms()));
-  MaybeSnapshot();
-  FlushDirty();
+  for (int round = 0; round < kResumeRoundsPerTurn; ++round) {
+    Execute(replica_.Ready(now_ms()));
+    MaybeSnapshot();
+    FlushDirty();
+    if (!ResumeInputs()) break;
+  }
+}
+
+bool Node::ResumeInputs() {
+  if (resume_.empty()) return false;
+  std::vector<uint64_t> ids;
+  ids.swap(resume_);
+  bool resumed = false;
+  for (uint64_t id : ids) {
+    auto it = streams_.find(id);
+    if (it == streams_.end()) continue;
+    Stream& stream = *it->second;
+    stream.resume_queued = false;
+    if (stream.closing()) continue;
+    stream.ResumeInput();
+    resumed = true;
+  }
+  return resumed;
+}
+
+bool Node::CloseIfOverOutputCap(Stream& stream) {
+  if (stream.pending_output_bytes() <= config_.client_output_bytes_max) return false;
+  KV_LOG(kWarn, "%s: not reading its replies (%zu bytes queued); closing",
+         StreamName(stream).c_str(), stream.pending_output_bytes());
+  stream.Close();
+  return true;
 }
 
 // --- Snapshots -------------------------------------------------------------------
@@ -494,7 +640,14 @@ void Node::SendReply(const core::Reply& reply) {
   fields.version = reply.version.counts();
   encoder_.Encode(stream.request_id(slot), fields, stream.ReplyBuffer(slot));
   stream.ReplyDone(slot);
+  // Checked per reply, so one turn's replies cannot pile up past the cap.
+  if (CloseIfOverOutputCap(stream)) return;
   MarkDirty(stream);
+  if (stream.input_paused() && !stream.resume_queued &&
+      stream.open_slots() <= kClientRequestsInFlightMax / 2) {
+    stream.resume_queued = true;
+    resume_.push_back(stream.id());
+  }
 }
 
 void Node::SendWrites(uint32_t peer, core::PeerMessageType type,
@@ -502,6 +655,8 @@ void Node::SendWrites(uint32_t peer, core::PeerMessageType type,
   PeerLink* link = links_[peer].get();
   Stream* stream = link ? link->stream() : nullptr;
   if (!stream) return;  // Down since; the log resends on reconnect.
+  const size_t batch_bytes_max =
+      std::min(kBatchFrameBytesSoftMax, config_.peer_frame_bytes_max / 2);
   size_t begin = 0;
   while (begin < writes.size()) {
     scratch_fields_.clear();
@@ -510,19 +665,18 @@ void Node::SendWrites(uint32_t peer, core::PeerMessageType type,
     for (; end < writes.size(); ++end) {
       const core::Write& write = writes[end];
       size_t size = write.key.size() + write.value.size() + 16 * write.clock.size() + 64;
-      if (end > begin && bytes + size > kBatchFrameBytesSoftMax) break;
+      if (end > begin && bytes + size > batch_bytes_max) break;
       bytes += size;
       scratch_fields_.push_back(
           {write.origin, write.clock.counts(), write.is_delete, write.key, write.value});
     }
     if (type == core::PeerMessageType::kTransferChunk) {
-      encoder_.Encode(0, wire::TransferChunkFields{scratch_fields_}, &stream->output());
+      Emit(*stream, 0, wire::TransferChunkFields{scratch_fields_});
     } else {
-      encoder_.Encode(0, wire::WriteBatchFields{scratch_fields_}, &stream->output());
+      Emit(*stream, 0, wire::WriteBatchFields{scratch_fields_});
     }
     begin = end;
   }
-  MarkDirty(*stream);
   if (stream->pending_output_bytes() > kPeerOutputBytesPause) {
     KV_LOG(kDebug, "peer %s: output backed up; pausing replication", PeerName(peer).c_str());
     replica_.SetLinkPaused(peer, true);
@@ -534,9 +688,9 @@ void Node::SendToOutbound(const core::PeerMessage& message) {
   Stream* stream = link ? link->stream() : nullptr;
   if (!stream) return;  // Down since; a new link starts a new transfer.
   if (message.type == core::PeerMessageType::kTransferBegin) {
-    encoder_.Encode(0, wire::TransferBeginFields{message.clock.counts()}, &stream->output());
+    Emit(*stream, 0, wire::TransferBeginFields{message.clock.counts()});
   } else {
-    encoder_.Encode(0, wire::TransferEndFields{}, &stream->output());
+    Emit(*stream, 0, wire::TransferEndFields{});
   }
   MarkDirty(*stream);
 }
@@ -553,17 +707,18 @@ void Node::RestartLink(uint32_t peer) {
 void Node::SendToInbound(const core::PeerMessage& message) {
   Stream* stream = inbound_peers_[message.peer];
   if (!stream || stream->closing()) return;
-  if (message.type == core::PeerMessageType::kHelloAck) {
+  // On an authenticated link the HelloAck went out in the handshake; the
+  // core's HelloAck becomes the first sealed Ack, which tells the dialer
+  // its proof was accepted and where to start streaming.
+  if (message.type == core::PeerMessageType::kHelloAck && !stream->sealed()) {
     wire::HelloAckFields fields;
     fields.node_index = config_.self();
     fields.clock = message.clock.counts();
     fields.cluster_id = message.cluster_id;
-    encoder_.Encode(0, fields, &stream->output());
+    Emit(*stream, 0, fields);
   } else {
-    encoder_.Encode(0, wire::AckFields{message.clock.counts(), message.cluster_id},
-                    &stream->output());
+    Emit(*stream, 0, wire::AckFields{message.clock.counts(), message.cluster_id});
   }
-  MarkDirty(*stream);
 }
 
 // Buffering is normal under concurrent load, so its info lines are rate
@@ -652,33 +807,44 @@ void Node::LogEvent(const core::Event& event) {
   }
 }
 
-void Node::MarkDirty(Stream& stream) { dirty_.push_back(stream.id()); }
+void Node::MarkDirty(Stream& stream) {
+  if (stream.dirty) return;
+  stream.dirty = true;
+  dirty_.push_back(stream.id());
+}
 
 void Node::FlushDirty() {
-  for (uint64_t id : dirty_) {
+  // Flushing may mark streams dirty again (a drained peer link resumes its
+  // batches): those wait for the next flush, not this loop.
+  flushing_.swap(dirty_);
+  for (uint64_t id : flushing_) {
     auto it = streams_.find(id);
     if (it == streams_.end()) continue;
     Stream& stream = *it->second;
-    if (stream.role == Stream::Role::kClient &&
-        stream.pending_output_bytes() > kClientOutputBytesMax) {
-      KV_LOG(kWarn, "%s: not reading its replies (%zu bytes queued); closing",
-             StreamName(stream).c_str(), stream.pending_output_bytes());
-      stream.Close();
-      continue;
-    }
+    stream.dirty = false;
+    if (stream.closing()) continue;
+    const bool peer = stream.role == Stream::Role::kPeer ||
+                      stream.role == Stream::Role::kOutboundPeer ||
+                      stream.role == Stream::Role::kPeerHandshake;
+    if (!peer && CloseIfOverOutputCap(stream)) continue;
     stream.Flush();
   }
-  dirty_.clear();
+  flushing_.clear();
 }
 
 // --- Peer links ------------------------------------------------------------------
 
-void Node::EncodeHello(std::string* out) {
+void Node::EncodeHello(std::string_view nonce, std::string* out) {
   wire::HelloFields fields;
   fields.cluster_fingerprint = fingerprint_;
   fields.node_index = config_.self();
+  fields.nonce = nonce;
   fields.cluster_id = replica_.cluster_id();
   encoder_.Encode(0, fields, out);
+}
+
+void Node::EncodeHelloProof(std::string_view proof, std::string* out) {
+  encoder_.Encode(0, wire::HelloProofFields{proof}, out);
 }
 
 void Node::OnLinkUp(uint32_t peer, std::span<const uint64_t> clock, std::string_view cluster_id) {

@@ -20,6 +20,7 @@
 
 #include "daemon/config.h"
 #include "daemon/core/replica.h"
+#include "daemon/io/limits.h"
 #include "daemon/io/notify.h"
 #include "daemon/io/peer_link.h"
 #include "daemon/io/snapshot_file.h"
@@ -29,18 +30,6 @@
 #include "schema/limits.h"
 
 namespace kvd::io {
-
-// A peer link whose unsent output passes this is paused (its batches stay
-// in the replication log) until the socket drains.
-inline constexpr size_t kPeerOutputBytesPause = 8 * 1024 * 1024;
-// A client that does not read its replies is disconnected past this.
-inline constexpr size_t kClientOutputBytesMax = 64 * 1024 * 1024;
-// How long shutdown waits for connections to drain their replies.
-inline constexpr uint64_t kShutdownFlushMs = 2000;
-// Info lines about buffered writes per second (more are counted, not shown).
-inline constexpr uint64_t kWriteEventLinesPerSecond = 20;
-// Bytes of keys and values per replication frame (well under the frame cap).
-inline constexpr size_t kBatchFrameBytesSoftMax = 4 * 1024 * 1024;
 
 class Node : public StreamHandler, public PeerLinkOwner {
  public:
@@ -73,7 +62,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
     streams_.erase(stream.id());
     MaybeFinishShutdown();
   }
-  void EncodeHello(std::string* out) override;
+  void EncodeHello(std::string_view nonce, std::string* out) override;
+  void EncodeHelloProof(std::string_view proof, std::string* out) override;
   void MarkDirty(Stream& stream) override;
   void OnLinkUp(uint32_t peer, std::span<const uint64_t> clock,
                 std::string_view cluster_id) override;
@@ -90,8 +80,20 @@ class Node : public StreamHandler, public PeerLinkOwner {
   static void OnTcpConnection(uv_stream_t* server, int status);
   static void OnAdminConnection(uv_stream_t* server, int status);
   void Accept(uv_stream_t* server, Stream::Transport transport);
+  // Counts an accepted TCP connection against --max-clients; false if it
+  // must be refused.
+  bool Admit(Stream& stream);
+  void Uncount(Stream& stream);
+  void RefuseOverLimit(Stream& stream, uint64_t request_id);
   void Turn();
+  // Resumes connections whose requests in flight fell back under the bound;
+  // true if any did.
+  bool ResumeInputs();
+  // Closes a client past --client-output-bytes-max; true if it did.
+  bool CloseIfOverOutputCap(Stream& stream);
   void CloseSilentConnections();
+  void CloseIdleConnections();
+  void RaiseFileLimit();
   void Reload();
   static void OnShutdownTimer(uv_timer_t* handle);
   void ForceCloseStreams();
@@ -134,6 +136,14 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void HandleClientRequest(Stream& stream, const fb::Envelope& envelope);
   void HandleAdminRequest(Stream& stream, const fb::Envelope& envelope);
   void HandleHello(Stream& stream, const fb::Envelope& envelope);
+  void HandleHelloProof(Stream& stream, const fb::Envelope& envelope);
+  // Makes an accepted connection the link from `peer` (Hello accepted and,
+  // with a cluster secret, its proof checked).
+  void AcceptPeer(Stream& stream, uint32_t peer);
+  void HandleClientAuth(Stream& stream, const fb::Envelope& envelope);
+  // Whether a connection may send client and admin requests: the client
+  // password is not required, or it was presented.
+  bool ClientAllowed(const Stream& stream) const;
   void HandleWriteBatch(Stream& stream, const fb::WriteBatch& batch);
   void HandleTransfer(Stream& stream, const fb::Envelope& envelope);
   // Fills scratch_writes_ from a verified vector of Write tables.
@@ -143,6 +153,13 @@ class Node : public StreamHandler, public PeerLinkOwner {
   void ReplyBuffer(Stream& stream, uint64_t request_id, uint32_t limit);
   void ReplyAdmin(Stream& stream, uint64_t request_id, fb::Status status,
                   const std::string& message);
+  // Appends a frame to a connection's output (sealed on an authenticated
+  // peer connection) and marks the connection for the end-of-turn flush.
+  template <typename Fields>
+  void Emit(Stream& stream, uint64_t request_id, const Fields& fields) {
+    stream.SealLast(encoder_.Encode(request_id, fields, &stream.output()));
+    MarkDirty(stream);
+  }
   // Sends an Error frame; with `close`, closes the connection after it.
   void SendError(Stream& stream, uint64_t request_id, fb::Status status, const std::string& message,
                  bool close);
@@ -176,12 +193,22 @@ class Node : public StreamHandler, public PeerLinkOwner {
   uint64_t next_stream_id_ = 1;
   std::unordered_map<uint64_t, Stream*> streams_;  // Accepted and outbound; not owned.
   std::vector<uint64_t> dirty_;                    // Stream ids to flush this turn.
+  std::vector<uint64_t> flushing_;                 // dirty_ while FlushDirty runs.
+  std::vector<uint64_t> resume_;                   // Stream ids to ResumeInput().
   std::vector<Stream*> inbound_peers_;             // By peer index; nullptr if none.
   std::vector<std::unique_ptr<PeerLink>> links_;   // By peer index; nullptr for self.
   std::vector<core::Write> scratch_writes_;        // Reused for incoming batches.
   // Accepted connections by deadline for their first frame (FIFO: the
   // timeout is the same for all, so deadlines come in order).
   std::deque<std::pair<uint64_t, uint64_t>> handshake_deadlines_;
+  // --max-clients: connections counted, and those let in beyond it until
+  // their first frame shows whether they are a peer's.
+  size_t client_connections_ = 0;
+  size_t reserve_connections_ = 0;
+  uint64_t refusal_window_start_ms_ = 0;
+  uint64_t refusals_in_window_ = 0;
+  uint64_t last_idle_sweep_ms_ = 0;
+  std::vector<Stream*> scratch_streams_;  // Reused by the idle sweep.
 
   // Durability. Outputs wait here, in order, for the fsync covering the
   // WAL offset they were produced at (fsync=always only).

@@ -65,8 +65,56 @@ void PeerLink::OnConnected(Stream& stream, int status) {
     stream.Close();
     return;
   }
-  owner_->EncodeHello(&stream.output());
+  std::string_view nonce;
+  if (!options_.cluster_secret.empty()) {
+    wire::Nonce fresh;
+    if (!wire::RandomNonce(&fresh)) {
+      KV_LOG(kError, "peer %s: no random nonce from the system; closing", options_.name.c_str());
+      stream.Close();
+      return;
+    }
+    handshake_ = std::make_unique<wire::DialerHandshake>(
+        options_.cluster_secret, options_.cluster_fingerprint, options_.self, options_.peer, fresh);
+    nonce = handshake_->nonce();
+  }
+  owner_->EncodeHello(nonce, &stream.output());
   owner_->MarkDirty(stream);
+}
+
+void PeerLink::OnHelloAck(Stream& stream, const fb::HelloAck& ack) {
+  if (up_ || confirming_ || ack.node_index() != options_.peer) {
+    KV_LOG(kWarn, "peer %s: unexpected hello-ack (node index %u); closing", options_.name.c_str(),
+           ack.node_index());
+    stream.Close();
+    return;
+  }
+  if (!handshake_) {  // No cluster secret: the HelloAck's clock starts the link.
+    LinkUp(wire::AsClock(ack.clock()), wire::AsText(ack.cluster_id()));
+    return;
+  }
+  wire::SessionKeys keys;
+  if (auto error = handshake_->OnHelloAck(ack, &keys)) {
+    KV_LOG(kWarn, "peer %s: %s; closing", options_.name.c_str(), error->message.c_str());
+    stream.Close();
+    return;
+  }
+  owner_->EncodeHelloProof(handshake_->proof(), &stream.output());
+  owner_->MarkDirty(stream);
+  handshake_.reset();
+  // Everything after the HelloProof is sealed, both ways.
+  stream.SetMacs(std::make_unique<wire::FrameMac>(keys.dialer_to_acceptor),
+                 std::make_unique<wire::FrameMac>(keys.acceptor_to_dialer));
+  confirming_ = true;
+}
+
+void PeerLink::LinkUp(std::span<const uint64_t> clock, std::string_view cluster_id) {
+  uv_timer_stop(&timer_);
+  up_ = true;
+  confirming_ = false;
+  backoff_ms_ = options_.backoff_min_ms;
+  KV_LOG(kInfo, "peer %s: connected%s", options_.name.c_str(),
+         options_.cluster_secret.empty() ? "" : " (authenticated)");
+  owner_->OnLinkUp(options_.peer, clock, cluster_id);
 }
 
 void PeerLink::OnFrame(Stream& stream, const wire::Frame& frame) {
@@ -80,22 +128,15 @@ void PeerLink::OnFrame(Stream& stream, const wire::Frame& frame) {
     return;
   }
   switch (envelope.message_type()) {
-    case fb::Message::HelloAck: {
-      const fb::HelloAck* ack = envelope.message_as_HelloAck();
-      if (up_ || ack->node_index() != options_.peer) {
-        KV_LOG(kWarn, "peer %s: unexpected hello-ack (node index %u); closing",
-               options_.name.c_str(), ack->node_index());
-        stream.Close();
+    case fb::Message::HelloAck:
+      OnHelloAck(stream, *envelope.message_as_HelloAck());
+      return;
+    case fb::Message::Ack:
+      if (confirming_) {  // The peer took our proof; this Ack is its clock.
+        const fb::Ack* ack = envelope.message_as_Ack();
+        LinkUp(wire::AsClock(ack->clock()), wire::AsText(ack->cluster_id()));
         return;
       }
-      uv_timer_stop(&timer_);
-      up_ = true;
-      backoff_ms_ = options_.backoff_min_ms;
-      KV_LOG(kInfo, "peer %s: connected", options_.name.c_str());
-      owner_->OnLinkUp(options_.peer, wire::AsClock(ack->clock()), wire::AsText(ack->cluster_id()));
-      return;
-    }
-    case fb::Message::Ack:
       if (up_) {
         const fb::Ack* ack = envelope.message_as_Ack();
         owner_->OnLinkAck(options_.peer, wire::AsClock(ack->clock()),
@@ -132,6 +173,8 @@ void PeerLink::OnClosed(Stream& stream) {
   bool was_up = up_;
   stream_ = nullptr;
   up_ = false;
+  confirming_ = false;
+  handshake_.reset();
   if (was_up) {
     KV_LOG(kInfo, "peer %s: disconnected", options_.name.c_str());
     owner_->OnLinkDown(options_.peer);

@@ -19,7 +19,14 @@ Stream::Stream(uv_loop_t* loop, Transport transport, uint64_t id, size_t frame_b
   *init_status = transport == Transport::kTcp ? uv_tcp_init(loop, &handle_.tcp)
                                               : uv_pipe_init(loop, &handle_.pipe, 0);
   handle_.tcp.data = this;  // `data` sits at the same place in both.
+  last_input_ms_ = uv_now(loop);
   if (transport == Transport::kTcp && *init_status == 0) uv_tcp_nodelay(&handle_.tcp, 1);
+}
+
+void Stream::SetMacs(std::unique_ptr<wire::FrameMac> seal, std::unique_ptr<wire::FrameMac> open) {
+  seal_ = std::move(seal);
+  open_ = std::move(open);
+  decoder_.set_mac(open_.get());
 }
 
 int Stream::StartReading() {
@@ -47,8 +54,13 @@ void Stream::HandleRead(ssize_t nread, const uv_buf_t* buf) {
     Close();
     return;
   }
+  last_input_ms_ = uv_now(handle_.tcp.loop);  // `loop` sits at the same place in both.
   decoder_.Feed(buf->base, static_cast<size_t>(nread));
-  while (!closing_ && !close_after_flush_) {
+  DeliverFrames();
+}
+
+void Stream::DeliverFrames() {
+  while (!closing_ && !close_after_flush_ && !paused_) {
     wire::DecodeResult result = decoder_.Next();
     if (result.kind == wire::DecodeResult::Kind::kNeedMore) break;
     if (result.kind == wire::DecodeResult::Kind::kError) {
@@ -58,6 +70,21 @@ void Stream::HandleRead(ssize_t nread, const uv_buf_t* buf) {
       break;
     }
     handler_->OnFrame(*this, result.frame);
+  }
+}
+
+void Stream::PauseInput() {
+  paused_ = true;
+  if (reading_) uv_read_stop(handle());
+  reading_ = false;
+}
+
+void Stream::ResumeInput() {
+  if (!paused_) return;
+  paused_ = false;
+  DeliverFrames();
+  if (!paused_ && !closing_ && !close_after_flush_ && !decoder_.has_error() && !reading_) {
+    if (StartReading() < 0) Close();
   }
 }
 

@@ -13,9 +13,12 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <string>
 
 #include "schema/frame.h"
+#include "schema/frame_mac.h"
+#include "schema/handshake.h"
 #include "schema/wire_error.h"
 
 namespace kvd::io {
@@ -40,7 +43,9 @@ class Stream {
  public:
   enum class Transport : uint8_t { kTcp, kUnix };
   // What the first frames showed the peer of this connection to be.
-  enum class Role : uint8_t { kUnknown, kClient, kPeer, kOutboundPeer };
+  // kPeerHandshake: an accepted connection whose Hello was answered and
+  // whose HelloProof has not arrived yet; it is not a peer link yet.
+  enum class Role : uint8_t { kUnknown, kClient, kPeer, kOutboundPeer, kPeerHandshake };
 
   // The handle is initialised on `loop`; on failure `init_status` is < 0
   // and the stream must still be closed with Close().
@@ -55,11 +60,29 @@ class Stream {
   bool closing() const { return closing_; }
 
   int StartReading();
+  // Backpressure: stops handing out frames (and reading the socket) until
+  // ResumeInput(), which first hands out the frames already buffered.
+  void PauseInput();
+  void ResumeInput();
+  bool input_paused() const { return paused_; }
   // Outbound TCP connect; the handler's OnConnected reports the outcome.
   int Connect(const sockaddr* address);
 
   // Appends here, then MarkDirty-equivalent through the owner.
   std::string& output() { return output_; }
+  // Call after appending each frame to output() on a peer connection: once
+  // SetMacs() ran it seals the frame (`frame_bytes` long, at the end of
+  // output()) in place; before, it does nothing.
+  void SealLast(size_t frame_bytes) {
+    if (seal_) seal_->Seal(&output_, frame_bytes);
+  }
+  // From now on frames we send are sealed with `seal` and frames we read
+  // must be sealed with `open` (the handshake completed; frame_mac.h).
+  void SetMacs(std::unique_ptr<wire::FrameMac> seal, std::unique_ptr<wire::FrameMac> open);
+  bool sealed() const { return seal_ != nullptr; }
+  // The largest frame accepted from now on (a connection that turns out
+  // to be a peer gets the peer cap).
+  void set_frame_bytes_max(size_t bytes) { decoder_.set_frame_bytes_max(bytes); }
   size_t pending_output_bytes() const { return output_.size() + in_flight_.size(); }
   // Writes what output() holds (uv_try_write first, uv_write for the rest).
   void Flush();
@@ -82,8 +105,23 @@ class Stream {
 
   // Free for the owner: role and peer index of accepted connections.
   Role role = Role::kUnknown;
-  bool greeted = false;  // A first complete frame arrived.
+  // The connection finished its handshake: a first frame arrived (and, if
+  // authentication is required, it authenticated).
+  bool greeted = false;
   uint32_t peer = 0;
+  // Role kPeerHandshake: the cluster identity its Hello reported, handed to
+  // the replica once the peer has proven the secret.
+  std::string peer_cluster_id;
+  bool client_authenticated = false;  // Presented the client password.
+  // Which of the owner's connection counts (--max-clients) this one is in.
+  enum class Counted : uint8_t { kNone, kClient, kPeerReserve };
+  Counted counted = Counted::kNone;
+  bool dirty = false;          // Queued for the owner's end-of-turn flush.
+  bool resume_queued = false;  // Queued for ResumeInput() at the end of the turn.
+  // The loop time (uv_now) of the last bytes read, or of the accept.
+  uint64_t last_input_ms() const { return last_input_ms_; }
+  // Role kPeerHandshake: the handshake in progress.
+  std::unique_ptr<wire::AcceptorHandshake> handshake;
 
  private:
   static void OnAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -93,6 +131,9 @@ class Stream {
   static void OnClose(uv_handle_t* handle);
 
   void HandleRead(ssize_t nread, const uv_buf_t* buf);
+  // Hands buffered frames to the handler until none is left, the stream
+  // closes, or input is paused.
+  void DeliverFrames();
   void HandleWrite(int status);
 
   union {
@@ -105,12 +146,16 @@ class Stream {
   uint64_t id_;
   StreamHandler* handler_;
   wire::FrameDecoder decoder_;
+  std::unique_ptr<wire::FrameMac> seal_;  // Set once the peer handshake is done.
+  std::unique_ptr<wire::FrameMac> open_;  // The decoder opens frames with it.
   std::string output_;
   std::string in_flight_;  // Being written by uv_write.
   bool writing_ = false;
   bool reading_ = false;
   bool closing_ = false;
   bool close_after_flush_ = false;
+  bool paused_ = false;
+  uint64_t last_input_ms_ = 0;
 
   struct PendingReply {
     uint64_t request_id = 0;

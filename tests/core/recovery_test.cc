@@ -404,3 +404,19 @@ Test(identity, the_identity_record_restores_membership) {
   cr_assert(back.accepting_writes(), "a restart needs no peer");
   KV_ASSERT_STR_EQ(back.cluster_id(), "fresh-0");
 }
+
+Test(identity, bootstrap_records_at_once_and_refuses_another_cluster) {
+  ReplicaConfig config = TestConfig(kN2, 3);
+  Fresh(config);
+  Replica n2(config);
+  cr_assert_not(n2.accepting_writes());
+  cr_assert(n2.Bootstrap("ops-chosen").ok());
+  cr_assert(n2.accepting_writes(), "no peer heard, yet a member");
+  Output out = n2.Ready(0);
+  cr_assert_eq(out.records.size(), 1u);
+  cr_assert(out.records[0].kind == RecordKind::kIdentity &&
+            out.records[0].cluster_id == "ops-chosen");
+  cr_assert(n2.Bootstrap("ops-chosen").ok(), "the same identity again is fine (a restart)");
+  cr_assert(n2.Ready(0).records.empty());
+  cr_assert_eq(n2.Bootstrap("another").code(), Code::kBadRequest);
+}

@@ -106,3 +106,36 @@ Test(replica_regression, single_node_log_is_never_truncated) {
   cr_assert_eq(n.log().size(), 0u, "a one-node log holds %zu writes nobody will ask for",
                n.log().size());
 }
+
+// FUZZ FINDING (fuzz_peer_dispatch; replica.cc ValidateClock/ValidateWrite,
+// NoteOwnSeqKnown): a peer's clock may claim any number of our own writes,
+// and a node believes it (it is how a node learns it lost its disk), so an
+// absurd claim such as 2^63 made the node refuse writes forever, waiting
+// for writes that cannot exist. Entries beyond any possible sequence number
+// (2^53 - 1: 285 years at a million writes a second) are now refused and
+// the link closed; plausible claims beyond our own count still stop writes
+// until recovered, because ignoring them would reuse sequence numbers.
+Test(replica_regression, absurd_own_seq_claims_are_refused) {
+  constexpr uint64_t kMax = (uint64_t{1} << 53) - 1;
+  Replica n(TestConfig(0, 3));
+  n.LinkFromPeerUp(1, 1);
+  cr_assert_not(n.LinkToPeerUp(1, VectorClock{kMax + 1, 0, 0}, 1).ok());
+  cr_assert_not(n.PeerAck(1, VectorClock{uint64_t{1} << 63, 0, 0}, 2).ok());
+  std::vector<Write> writes(1);
+  writes[0].origin = 1;
+  writes[0].clock = VectorClock{~uint64_t{0}, 1, 0};
+  writes[0].key = "k";
+  writes[0].value = "v";
+  cr_assert_not(n.PeerWrites(1, writes, 3).ok());
+  cr_assert(n.accepting_writes(), "an absurd claim stopped writes");
+  n.Put(1, 1, "mine", "v", nullptr, 4);
+  cr_assert_eq(n.Ready(4).replies.at(0).code, Code::kOk);
+  // A context no node can reach is refused at once, not after the wait.
+  const VectorClock unreachable{0, kMax + 1, 0};
+  n.Get(2, 1, "mine", &unreachable, 5);
+  cr_assert_eq(n.Ready(5).replies.at(0).code, Code::kBadRequest);
+
+  // The largest possible count is still believed: our disk may be gone.
+  cr_assert(n.PeerAck(1, VectorClock{kMax, 0, 0}, 6).ok());
+  cr_assert_not(n.accepting_writes(), "a plausible claim beyond our count must stop writes");
+}

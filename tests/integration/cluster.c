@@ -108,7 +108,19 @@ static void KillNode(kvt_node* node) {
   node->pid = 0;
 }
 
+/* Writes `secret` to dir/name with mode 0600 and returns the path in `path`. */
+static void WriteSecret(const char* dir, const char* name, const char* secret, char* path,
+                        size_t cap) {
+  snprintf(path, cap, "%s/%s", dir, name);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  cr_assert(fd >= 0, "create %s: %s", path, strerror(errno));
+  size_t len = strlen(secret);
+  cr_assert_eq(write(fd, secret, len), (ssize_t)len, "write %s", path);
+  close(fd);
+}
+
 static void SpawnNode(kvt_node* node, const kvt_options* options) {
+  char cluster_secret[200], client_secret[200];
   char id[16];
   snprintf(id, sizeof(id), "%d", node->id);
   const char* argv[64];
@@ -125,6 +137,22 @@ static void SpawnNode(kvt_node* node, const kvt_options* options) {
   argv[argc++] = "--fault-injection";
   argv[argc++] = "--log-level";
   argv[argc++] = "debug";
+  if (options->cluster_secret[node->id - 1] != NULL) {
+    WriteSecret(node->dir, "cluster.secret", options->cluster_secret[node->id - 1], cluster_secret,
+                sizeof(cluster_secret));
+    argv[argc++] = "--cluster-secret-file";
+    argv[argc++] = cluster_secret;
+  }
+  if (options->client_password != NULL) {
+    WriteSecret(node->dir, "client.secret", options->client_password, client_secret,
+                sizeof(client_secret));
+    argv[argc++] = "--client-secret-file";
+    argv[argc++] = client_secret;
+  }
+  if (options->bootstrap && !node->started) {
+    argv[argc++] = "--bootstrap-cluster-id";
+    argv[argc++] = "kvt-bootstrapped";
+  }
   for (int i = 0; i < KVT_ARGS_MAX && options->args[i] != NULL; ++i)
     argv[argc++] = options->args[i];
   argv[argc] = NULL;
@@ -188,6 +216,21 @@ static char* ReadFile(const char* path) {
   return data;
 }
 
+int kvt_log_count(int id, const char* text) {
+  char* data = ReadFile(kvt_node_at(id)->log_path);
+  if (data == NULL) return 0;
+  int count = 0;
+  for (char* start = data; *start != '\0';) {
+    char* end = strchr(start, '\n');
+    if (end != NULL) *end = '\0';
+    if (strstr(start, text) != NULL) ++count;
+    if (end == NULL) break;
+    start = end + 1;
+  }
+  free(data);
+  return count;
+}
+
 int kvt_log_line(int id, const char* text) {
   char* data = ReadFile(kvt_node_at(id)->log_path);
   if (data == NULL) return -1;
@@ -240,11 +283,19 @@ kvt_node* kvt_node_at(int id) {
 
 const char* kvt_cluster_arg(void) { return g_cluster_arg; }
 
+/* Presents the harness's client password, if the cluster has one. */
+static int Authenticate(kv_client* c) {
+  if (g_options.client_password == NULL) return KV_OK;
+  return kv_auth(c, g_options.client_password, strlen(g_options.client_password));
+}
+
 kv_client* kvt_client(int id) {
   kv_client* c = NULL;
   int rc = kv_connect(kvt_node_at(id)->address, KVT_CLIENT_TIMEOUT_MS, &c);
   cr_assert(rc == KV_OK, "connect n%d (%s): %s (%d)", id, kvt_node_at(id)->address, kv_errmsg(NULL),
             rc);
+  rc = Authenticate(c);
+  cr_assert(rc == KV_OK, "password at n%d: %s (%d)", id, kv_errmsg(c), rc);
   return c;
 }
 
@@ -260,6 +311,7 @@ kv_client* kvt_admin(int id) {
 static int TryStatus(int id, kv_node_status* out) {
   kv_client* c = NULL;
   int rc = kv_connect(kvt_node_at(id)->address, 1000, &c);
+  if (rc == KV_OK) rc = Authenticate(c);
   if (rc == KV_OK) rc = kv_status(c, out);
   kv_close(c);
   return rc;
@@ -313,7 +365,8 @@ static int AllReady(int* exited) {
     }
     kv_node_status st;
     if (TryStatus(node->id, &st) != KV_OK) return 0;
-    if (all_started && !st.accepting_writes) return 0;
+    if ((all_started || g_options.bootstrap) && !st.accepting_writes) return 0;
+    if (g_options.no_link_wait) continue;
     for (size_t p = 0; p < st.peer_count; ++p) {
       const kv_peer_status* peer = &st.peers[p];
       if (peer->id < 1 || peer->id > (uint32_t)g_size) return 0;

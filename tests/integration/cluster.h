@@ -27,6 +27,10 @@
 
 #include "ctl/kvclient.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define KVT_NODES_MAX 5
 #define KVT_ARGS_MAX 16
 
@@ -43,6 +47,19 @@ typedef struct kvt_options {
   /* Nonzero: node i+1's address uses this port, and the harness starts no
    * kvd for it (the test owns whatever listens there, or nothing does). */
   int port[KVT_NODES_MAX];
+  /* Non-NULL: node i+1 gets --cluster-secret-file with this secret (the
+   * harness writes the file, mode 0600, into the node's data dir). */
+  const char* cluster_secret[KVT_NODES_MAX];
+  /* Non-NULL: every node gets --client-secret-file with this password, and
+   * the harness's own clients (kvt_client, status polls) present it. */
+  const char* client_password;
+  /* Nonzero: kvt_start_with waits only until every node answers status,
+   * not for the peer links (for clusters whose links must fail). */
+  int no_link_wait;
+  /* Nonzero: each node's first start gets --bootstrap-cluster-id, so the
+   * cluster takes writes without every node having met (for clusters with
+   * a node the test plays or keeps out). Restarts do not get it. */
+  int bootstrap;
 } kvt_options;
 
 typedef struct kvt_node {
@@ -116,6 +133,8 @@ void kvt_carry_context(kv_client* from, kv_client* to);
 /* The 0-based index of the first line of node `id`'s log that contains
  * `text` followed by a space or the end of the line; -1 if none. */
 int kvt_log_line(int id, const char* text);
+/* The number of lines of node `id`'s log that contain `text` anywhere. */
+int kvt_log_count(int id, const char* text);
 /* Prints the last `lines` lines of node `id`'s log to stderr. */
 void kvt_dump_log(int id, int lines);
 
@@ -132,5 +151,9 @@ int kvt_free_port(void);
  * finish within timeout_ms, in which case it is killed). */
 int kvt_run(char* const argv[], char* out, size_t out_cap, char* err, size_t err_cap,
             int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CAUSALKV_TESTS_INTEGRATION_CLUSTER_H_ */

@@ -26,6 +26,8 @@ constexpr uint64_t kClock2[] = {1, 1};
 constexpr uint64_t kClock4[] = {1, 1, 1, 1};
 constexpr uint64_t kClock5[] = {1, 2, 3, 4, 5};
 constexpr uint64_t kOriginZero[] = {0, 1, 1};
+constexpr uint64_t kAtSeqMax[] = {kSeqMax, 1, 1};
+constexpr uint64_t kBeyondSeqMax[] = {1, kSeqMax + 1, 1};
 
 // An envelope of any type number around any body, built by hand.
 std::string RawEnvelope(uint8_t type, bool with_body) {
@@ -74,6 +76,20 @@ const Case kCases[] = {
     {"known type, no body",
      +[] { return RawEnvelope(static_cast<uint8_t>(Message::PutRequest), false); }, 3, false,
      Status::BAD_REQUEST, "PutRequest without a body"},
+    // Sequence numbers no node can reach.
+    {"ack clock at kSeqMax", +[] { return EncodeOne(AckFields{.clock = kAtSeqMax}); }, 3, true,
+     Status::OK, ""},
+    {"ack clock beyond kSeqMax", +[] { return EncodeOne(AckFields{.clock = kBeyondSeqMax}); }, 3,
+     false, Status::BAD_REQUEST, "beyond any possible sequence number"},
+    {"hello-ack clock beyond kSeqMax",
+     +[] { return EncodeOne(HelloAckFields{.node_index = 1, .clock = kBeyondSeqMax}); }, 3, false,
+     Status::BAD_REQUEST, "beyond any possible sequence number"},
+    {"write clock beyond kSeqMax",
+     +[] { return Batch({.origin = 0, .clock = kBeyondSeqMax, .key = "k"}); }, 3, false,
+     Status::BAD_REQUEST, "beyond any possible sequence number"},
+    {"context beyond kSeqMax",
+     +[] { return EncodeOne(GetRequestFields{.key = "k", .context = kBeyondSeqMax}); }, 3, false,
+     Status::BAD_REQUEST, "beyond any possible sequence number"},
     // Clock lengths.
     {"ack clock too short", +[] { return EncodeOne(AckFields{.clock = kClock2}); }, 3, false,
      Status::BAD_REQUEST, "clock has 2 entries (cluster of 3 nodes)"},
@@ -283,6 +299,8 @@ Test(check, class_of_every_type) {
       {Message::ShutdownRequest, MessageClass::kAdminRequest},
       {Message::AdminReply, MessageClass::kAdminReply},
       {Message::Error, MessageClass::kError},
+      {Message::HelloProof, MessageClass::kPeer},
+      {Message::ClientAuth, MessageClass::kClientAuth},
       {Message::TransferBegin, MessageClass::kPeer},
       {Message::TransferChunk, MessageClass::kPeer},
       {Message::TransferEnd, MessageClass::kPeer},

@@ -87,13 +87,13 @@ Test(roundtrip, hello) {
   std::vector<uint64_t> s;
   auto env = RoundTrip(EncodeOne(HelloFields{.cluster_fingerprint = 0x3a948c08660d056eULL,
                                              .node_index = 2,
-                                             .nonce = "n",
+                                             .nonce = std::string(32, 'n'),
                                              .auth = "a"}),
                        Message::Hello, &s);
   auto m = env->message_as_Hello();
   cr_assert_eq(m->cluster_fingerprint(), 0x3a948c08660d056eULL);
   cr_assert_eq(m->node_index(), 2u);
-  cr_assert_eq(AsBytes(m->nonce()), "n");
+  cr_assert_eq(AsBytes(m->nonce()), std::string(32, 'n'));
   cr_assert_eq(AsBytes(m->auth()), "a");
 }
 

@@ -187,11 +187,19 @@ uint64_t Walk(const kvd::fb::Envelope& env) {
     case Message::Error:
       text(env.message_as_Error()->message());
       break;
+    case Message::HelloProof:
+      bytes(env.message_as_HelloProof()->auth());
+      break;
+    case Message::ClientAuth:
+      bytes(env.message_as_ClientAuth()->password());
+      break;
     default:
       break;
   }
   return sum;
 }
+
+const std::string kNonce(32, 'n');
 
 // One valid frame of every message kind.
 std::vector<std::string> EveryKind() {
@@ -206,8 +214,11 @@ std::vector<std::string> EveryKind() {
       EncodeOne(GetRequestFields{.key = "k", .context = kClock3}),
       EncodeOne(DeleteRequestFields{.key = "k"}),
       EncodeOne(ReplyFields{.message = "m", .found = true, .value = "v", .version = kClock3}),
-      EncodeOne(HelloFields{.cluster_fingerprint = 5, .node_index = 1, .nonce = "n"}),
-      EncodeOne(HelloAckFields{.node_index = 2, .clock = kClock3, .auth = "a"}),
+      EncodeOne(HelloFields{.cluster_fingerprint = 5, .node_index = 1, .nonce = kNonce}),
+      EncodeOne(HelloAckFields{
+          .node_index = 2, .clock = kClock3, .nonce = kNonce, .auth = std::string(32, 'a')}),
+      EncodeOne(HelloProofFields{.auth = std::string(32, 'p')}),
+      EncodeOne(ClientAuthFields{.password = "secret"}),
       EncodeOne(WriteBatchFields{.writes = writes}),
       EncodeOne(AckFields{.clock = kClock3}),
       EncodeOne(StatusRequestFields{}),
