@@ -96,7 +96,8 @@ DecodeResult FrameDecoder::Next() {
 
   // Exactly the frame's bytes: the verifier refuses a buffer longer than
   // prefix + body.
-  flatbuffers::Verifier verifier(bytes, size);
+  flatbuffers::Verifier verifier(bytes, size, kVerifierDepthMax,
+                                 size / kVerifierTableBytesMin + 64);
   if (!fb::VerifySizePrefixedEnvelopeBuffer(verifier)) {
     Fail(WireError{fb::Status::BAD_REQUEST,
                    "frame of " + std::to_string(size) + " bytes failed verification"});

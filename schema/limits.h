@@ -14,6 +14,16 @@ inline constexpr size_t kNodesMax = 64;
 
 inline constexpr size_t kFrameBytesMaxDefault = 16 * 1024 * 1024;
 
+// FlatBuffers Verifier options, tightened to what the schema can hold.
+// Depth: the deepest path is Envelope > BufferReply > entries > BufferedWrite
+// > missing, five levels. Tables: every table of ours takes at least 16
+// bytes of a frame (a Write, a PeerStatus, a BufferedWrite take more), so a
+// frame of N bytes holds at most N / 16 of them; more can only mean offsets
+// shared between many references, a DAG that would make verification cost
+// far more than the frame's size.
+inline constexpr size_t kVerifierDepthMax = 8;
+inline constexpr size_t kVerifierTableBytesMin = 16;
+
 // A cluster identity (Hello, HelloAck, Ack) is a short token.
 inline constexpr size_t kClusterIdBytesMax = 64;
 // No clock entry (a count of one node's writes) can exceed this: at a

@@ -473,3 +473,33 @@ Test(decoder, steady_state_allocates_nothing) {
   cr_assert_eq(NewCalls(), before, "decoding allocated %zu times", NewCalls() - before);
   cr_assert_eq(frames, 1100u);
 }
+
+// One Write table referenced by 50,000 offsets of a batch: each reference
+// would be verified again, 50,000 table visits for a 200 KB frame. The
+// verifier's table cap (kVerifierTableBytesMin) refuses it; a batch of as
+// many distinct small writes, which really is that large, still verifies.
+Test(decoder, shared_table_offsets_are_refused_distinct_tables_verify) {
+  constexpr size_t kReferences = 50000;
+  flatbuffers::FlatBufferBuilder fbb;
+  const uint64_t clock[] = {1, 0, 0};
+  auto one = kvd::fb::CreateWrite(fbb, 0, fbb.CreateVector(clock, 3), false,
+                                  fbb.CreateVector(reinterpret_cast<const uint8_t*>("k"), 1));
+  std::vector<flatbuffers::Offset<kvd::fb::Write>> shared(kReferences, one);
+  auto batch = kvd::fb::CreateWriteBatch(fbb, fbb.CreateVector(shared));
+  fbb.FinishSizePrefixed(
+      kvd::fb::CreateEnvelope(fbb, 0, kvd::fb::Message::WriteBatch, batch.Union()),
+      kvd::fb::EnvelopeIdentifier());
+  std::string frame(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
+  FrameDecoder decoder(kFrameBytesMaxDefault);
+  FeedString(decoder, frame);
+  DecodeResult r = decoder.Next();
+  cr_assert_eq(r.kind, Kind::kError, "a %zu-byte frame of shared offsets verified", frame.size());
+
+  std::vector<WriteFields> writes(kReferences,
+                                  WriteFields{.origin = 0, .clock = clock, .key = "k"});
+  std::string distinct = EncodeOne(WriteBatchFields{writes});
+  FrameDecoder again(kFrameBytesMaxDefault);
+  FeedString(again, distinct);
+  DecodeResult ok = again.Next();
+  cr_assert_eq(ok.kind, Kind::kFrame, "%s", ok.error.message.c_str());
+}
