@@ -12,7 +12,7 @@ ASAN_SIM_SEEDS ?= 300
 # Everything the build, the tests and `make run` need on Debian 12.
 DEB_PACKAGES := build-essential cmake pkg-config clang-format \
                 libuv1-dev libflatbuffers-dev flatbuffers-compiler \
-                libcli11-dev libcriterion-dev libsystemd-dev libssl-dev \
+                libcli11-dev libcriterion-dev libsystemd-dev libssl-dev libjemalloc-dev \
                 systemd iproute2 procps groff-base
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
