@@ -52,7 +52,8 @@ struct Record : Write {
 
   Record() = default;
   // A write is the common record.
-  Record(const Write& write) : Write(write) {}  // NOLINT: implicit on purpose.
+  Record(const Write& write) : Write(write) {}        // NOLINT: implicit on purpose.
+  Record(Write&& write) : Write(std::move(write)) {}  // NOLINT: implicit on purpose.
   Record(RecordKind record_kind, const Write& write) : Write(write), kind(record_kind) {}
   Record(RecordKind record_kind, Write&& write) : Write(std::move(write)), kind(record_kind) {}
 };

@@ -94,7 +94,7 @@ Status Replica::Restore(const Record& record, uint64_t now_ms) {
                                   clock_.ToString());
         break;
       }
-      Apply(record, now_ms);
+      Apply(Write(record), now_ms);
       break;
     case RecordKind::kTransferBegin:
       // A snapshot is a transfer from this node itself into an empty one.
@@ -290,8 +290,9 @@ void Replica::ExecuteWrite(RequestType type, uint64_t token, std::string_view ke
   write.is_delete = type == RequestType::kDelete;
   write.key = key;
   write.value = value;
-  Apply(write, now_ms);
-  pending_.replies.push_back({token, Code::kOk, {}, false, {}, std::move(write.clock)});
+  VectorClock version = write.clock;  // Inline for small clusters: no allocation.
+  Apply(std::move(write), now_ms);
+  pending_.replies.push_back({token, Code::kOk, {}, false, {}, std::move(version)});
 }
 
 void Replica::ExecuteGet(uint64_t token, std::string_view key) {
@@ -578,7 +579,7 @@ Store Replica::MergedWithStaged(const IncomingTransfer& incoming) const {
 void Replica::DrainBuffer(uint64_t now_ms) {
   while (std::optional<Write> next = buffer_.PopDeliverable(clock_)) {
     size_t event = pending_.events.size();
-    Apply(*next, now_ms);
+    Apply(std::move(*next), now_ms);
     pending_.events[event].from_buffer = true;
   }
 }
@@ -591,7 +592,7 @@ bool Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
     // Planted bug (tests only): a duplicate is applied again.
     if constexpr (kPlantedBug == PlantedBug::kNoDuplicateSuppression) {
       clock_.Set(write.origin, write.seq() - 1);
-      Apply(write, now_ms);
+      Apply(std::move(write), now_ms);
       return true;
     }
     AddEvent(Event::Kind::kDuplicate, peer, write);
@@ -599,11 +600,11 @@ bool Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
   }
   if (IsDeliverable(write, clock_)) {
     size_t applied_event = pending_.events.size();
-    Apply(write, now_ms);
+    Apply(std::move(write), now_ms);  // The caller's batch is done with it.
     uint32_t released = 0;
     while (std::optional<Write> next = buffer_.PopDeliverable(clock_)) {
       size_t event = pending_.events.size();
-      Apply(*next, now_ms);
+      Apply(std::move(*next), now_ms);
       pending_.events[event].from_buffer = true;
       ++released;
     }
@@ -631,18 +632,19 @@ bool Replica::Deliver(uint32_t peer, Write& write, uint64_t now_ms) {
   return true;
 }
 
-void Replica::Apply(const Write& write, uint64_t now_ms) {
+void Replica::Apply(Write&& write, uint64_t now_ms) {
   clock_.Set(write.origin, write.seq());
   store_.Apply(write);
   log_.Append(write, now_ms);
   if (log_.over_limit()) EnforceLogBound();
-  pending_.records.push_back(write);
   AddEvent(Event::Kind::kApplied, config_.self, write);
   if (write.origin == config_.self && own_seq_known_ > 0 &&
       clock_[config_.self] == own_seq_known_) {
     AddEvent(Event::Kind::kRecovered, config_.self, write);
   }
   changed_ = true;
+  // Last: the record takes the write itself, the one copy saved per write.
+  pending_.records.emplace_back(std::move(write));
 }
 
 void Replica::NoteOwnSeqKnown(const VectorClock& peer_clock) {

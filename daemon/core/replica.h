@@ -138,6 +138,7 @@ class Replica {
   Status LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
                       std::string_view peer_cluster_id = {});
   void LinkToPeerDown(uint32_t peer);
+  // Consumes `writes`: they are moved into the store, log and buffer.
   Status PeerWrites(uint32_t peer, std::vector<Write>& writes, uint64_t now_ms);
   Status PeerAck(uint32_t peer, const VectorClock& peer_clock, uint64_t now_ms,
                  std::string_view peer_cluster_id = {});
@@ -215,7 +216,8 @@ class Replica {
   // False if the causal buffer refused the write: the link from `peer`
   // must resynchronise, so the rest of its batch is dropped too.
   bool Deliver(uint32_t peer, Write& write, uint64_t now_ms);
-  void Apply(const Write& write, uint64_t now_ms);
+  // Takes the write: its record in the Output is the write itself.
+  void Apply(Write&& write, uint64_t now_ms);
   void NoteOwnSeqKnown(const VectorClock& peer_clock);
   Status NotePeerIdentity(uint32_t peer, std::string_view peer_cluster_id);
   void SettleIdentity();

@@ -479,9 +479,10 @@ Test(replica, duplicate_delivery_is_idempotent) {
   Cluster c(2);
   c.Put(kN1, "x", "1");
   c.Put(kN1, "x", "2");
-  std::vector<Write> writes = c.history(kN1).records;
+  const std::vector<Write> writes = c.history(kN1).records;
   Replica& n2 = c.node(kN2);
-  cr_assert(n2.PeerWrites(kN1, writes, 0).ok());
+  std::vector<Write> once = writes;  // PeerWrites consumes its input.
+  cr_assert(n2.PeerWrites(kN1, once, 0).ok());
   Output first = c.Take(kN2);
   cr_assert_eq(first.records.size(), 2u);
 
