@@ -17,6 +17,7 @@
 #include "daemon/core/store.h"
 #include "daemon/core/vector_clock.h"
 #include "daemon/core/write.h"
+#include "tests/peer_delivery.h"
 
 // Asserts that two byte strings are equal. Binds both sides to locals
 // first: Criterion's cr_assert_str_eq keeps the pointers past the full
@@ -153,32 +154,7 @@ class Cluster {
 
   // Delivers one message that node `from` produced to its target.
   void Deliver(uint32_t from, const PeerMessage& message) {
-    Replica& to = node(message.peer);
-    Status status;
-    switch (message.type) {
-      case PeerMessageType::kHelloAck:
-        status = to.LinkToPeerUp(from, message.clock, now, message.cluster_id);
-        break;
-      case PeerMessageType::kAck:
-        status = to.PeerAck(from, message.clock, now, message.cluster_id);
-        break;
-      case PeerMessageType::kWriteBatch: {
-        std::vector<Write> writes = message.writes;
-        status = to.PeerWrites(from, writes, now);
-        break;
-      }
-      case PeerMessageType::kTransferBegin:
-        status = to.PeerTransferBegin(from, message.clock, now);
-        break;
-      case PeerMessageType::kTransferChunk: {
-        std::vector<Write> entries = message.writes;
-        status = to.PeerTransferChunk(from, entries, now);
-        break;
-      }
-      case PeerMessageType::kTransferEnd:
-        status = to.PeerTransferEnd(from, now);
-        break;
-    }
+    Status status = kvd::testing::DeliverPeerMessage(node(message.peer), from, message, now);
     cr_assert(status.ok(), "delivery n%u -> n%u failed: %s", from + 1, message.peer + 1,
               status.ToString().c_str());
   }

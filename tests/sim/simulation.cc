@@ -12,6 +12,7 @@
 
 #include "daemon/core/replica.h"
 #include "tests/checker/checker.h"
+#include "tests/peer_delivery.h"
 #include "tests/sim/rng.h"
 
 namespace kvd::sim {
@@ -689,36 +690,16 @@ void Simulator::Receive(uint32_t dialer, uint32_t acceptor, bool to_acceptor,
   uint32_t from = to_acceptor ? dialer : acceptor;
   Replica& replica = *replicas_[to];
   trace_.Add(static_cast<uint64_t>(message.type) * 131 + to * 7 + from);
-  core::Status status;
-  switch (message.type) {
-    case PeerMessageType::kWriteBatch: {
-      std::vector<Write> writes = message.writes;
-      for (const Write& w : writes) {
-        if (w.origin != dialer && w.origin != acceptor) ++result_.forwarded;
-      }
-      status = replica.PeerWrites(from, writes, now_);
-      break;
+  if (message.type == PeerMessageType::kWriteBatch) {
+    for (const Write& w : message.writes) {
+      if (w.origin != dialer && w.origin != acceptor) ++result_.forwarded;
     }
-    case PeerMessageType::kHelloAck:
-      Log("n" + std::to_string(to + 1) + " hears n" + std::to_string(from + 1) + " at " +
-          message.clock.ToString() + "; its log dropped " + replica.log().dropped().ToString());
-      status = replica.LinkToPeerUp(from, message.clock, now_, message.cluster_id);
-      break;
-    case PeerMessageType::kAck:
-      status = replica.PeerAck(from, message.clock, now_, message.cluster_id);
-      break;
-    case PeerMessageType::kTransferBegin:
-      status = replica.PeerTransferBegin(from, message.clock, now_);
-      break;
-    case PeerMessageType::kTransferChunk: {
-      std::vector<Write> entries = message.writes;
-      status = replica.PeerTransferChunk(from, entries, now_);
-      break;
-    }
-    case PeerMessageType::kTransferEnd:
-      status = replica.PeerTransferEnd(from, now_);
-      break;
   }
+  if (message.type == PeerMessageType::kHelloAck) {
+    Log("n" + std::to_string(to + 1) + " hears n" + std::to_string(from + 1) + " at " +
+        message.clock.ToString() + "; its log dropped " + replica.log().dropped().ToString());
+  }
+  core::Status status = kvd::testing::DeliverPeerMessage(replica, from, message, now_);
   if (!status.ok())
     Fail("n" + std::to_string(to + 1) + ": peer input refused: " + status.ToString());
   Pump(to);
