@@ -460,8 +460,11 @@ bool Node::CloseIfOverOutputCap(Stream& stream) {
 
 void Node::MaybeSnapshot() {
   if (shutting_down_ || snapshot_writer_.running()) return;
+  // The log found at start-up counts too: restarts must not let it grow
+  // past the bound a running node keeps.
+  uint64_t wal_bytes = wal_.recovered_bytes() + wal_.appended_bytes();
   bool wal_large = config_.snapshot_wal_bytes > 0 &&
-                   wal_.appended_bytes() - wal_bytes_at_snapshot_ >= config_.snapshot_wal_bytes;
+                   wal_bytes - wal_bytes_at_snapshot_ >= config_.snapshot_wal_bytes;
   if (!wal_large && !snapshot_requested_) return;
   // A transfer being received is staged outside the state an image shows,
   // and its begin record must stay in the log: wait until it is installed.
@@ -478,7 +481,7 @@ void Node::StartSnapshot() {
     return;
   }
   snapshot_requested_ = false;
-  wal_bytes_at_snapshot_ = wal_.appended_bytes();
+  wal_bytes_at_snapshot_ = wal_.recovered_bytes() + wal_.appended_bytes();
   ReleaseDurable();  // The rotation synced everything appended so far.
   std::string bytes;
   replica_.Image([&bytes](const core::Record& record) { storage::AppendRecord(record, &bytes); });

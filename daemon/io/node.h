@@ -215,7 +215,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   WalFile wal_;
   std::string wal_buffer_;
   SnapshotWriter snapshot_writer_;
-  uint64_t wal_bytes_at_snapshot_ = 0;  // wal_.appended_bytes() when the last one began.
+  // Recovered plus appended WAL bytes when the last snapshot began.
+  uint64_t wal_bytes_at_snapshot_ = 0;
   bool snapshot_requested_ = false;
   // Admin requests waiting for the snapshot under way (or the next one).
   std::vector<std::pair<uint64_t, uint32_t>> snapshot_waiters_;  // Stream id, slot.

@@ -49,6 +49,7 @@ core::Status WalFile::Recover(const std::function<core::Status(const core::Recor
       return replay_status.ok();
     });
     *records += result.records;
+    recovered_ += result.valid_bytes;
     if (!replay_status.ok()) return replay_status;
     if (result.stop == storage::ParseResult::Stop::kEnd) continue;
     bool last_segment = i + 1 == segments.size();

@@ -63,6 +63,8 @@ class WalFile {
 
   bool syncing() const { return syncing_; }
   uint64_t appended_bytes() const { return appended_; }
+  // Bytes of log that recovery replayed (what the segments held at start).
+  uint64_t recovered_bytes() const { return recovered_; }
   uint64_t durable_bytes() const { return durable_; }
   const std::string& path() const { return path_; }
 
@@ -77,7 +79,8 @@ class WalFile {
   int retired_fd_ = -1;
   uint64_t segment_ = 1;
   uint64_t appended_ = 0;  // Bytes appended since open, in this process, all segments.
-  uint64_t durable_ = 0;   // Of those, bytes covered by a completed sync.
+  uint64_t recovered_ = 0;
+  uint64_t durable_ = 0;  // Of those, bytes covered by a completed sync.
   uint64_t sync_target_ = 0;
   bool syncing_ = false;
   uv_fs_t sync_request_;
