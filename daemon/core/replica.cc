@@ -176,12 +176,12 @@ void Replica::Image(const std::function<void(const Record&)>& visit) const {
   record.clock = clock_;
   visit(record);
   record.kind = RecordKind::kTransferEntry;
-  for (const auto& [key, entry] : store_.entries()) {
-    record.origin = entry.origin;
-    record.clock = entry.version;
-    record.is_delete = entry.tombstone;
-    record.key = key;
-    record.value = entry.value;
+  for (const Store::Entry& entry : store_) {
+    record.origin = entry.origin();
+    record.clock = entry.version();
+    record.is_delete = entry.tombstone();
+    record.key = entry.key();
+    record.value = entry.value();
     visit(record);
   }
   record = Record();
@@ -299,11 +299,11 @@ void Replica::ExecuteGet(uint64_t token, std::string_view key) {
   const Store::Entry* entry = store_.Find(key);
   Reply reply{token, Code::kNotFound, {}, false, {}, VectorClock(config_.node_count)};
   if (entry) {
-    reply.version = entry->version;
-    if (!entry->tombstone) {
+    reply.version = entry->version();
+    if (!entry->tombstone()) {
       reply.code = Code::kOk;
       reply.found = true;
-      reply.value = entry->value;
+      reply.value = entry->value();
     }
   }
   pending_.replies.push_back(std::move(reply));
@@ -412,14 +412,14 @@ Status Replica::LinkToPeerUp(uint32_t peer, const VectorClock& peer_clock, uint6
 void Replica::StartTransfer(uint32_t peer) {
   auto transfer = std::make_unique<OutgoingTransfer>();
   transfer->clock = clock_;
-  transfer->entries.reserve(store_.entries().size());
-  for (const auto& [key, entry] : store_.entries()) {
+  transfer->entries.reserve(store_.size());
+  for (const Store::Entry& entry : store_) {
     Write& write = transfer->entries.emplace_back();
-    write.origin = entry.origin;
-    write.clock = entry.version;
-    write.is_delete = entry.tombstone;
-    write.key = key;
-    write.value = entry.value;
+    write.origin = entry.origin();
+    write.clock = entry.version();
+    write.is_delete = entry.tombstone();
+    write.key = entry.key();
+    write.value = entry.value();
   }
   Event event{Event::Kind::kTransferSending, false, 0, peer, config_.self, 0, {}, {}};
   event.seq = transfer->entries.size();
@@ -563,14 +563,14 @@ void Replica::InstallIncoming() {
 
 Store Replica::MergedWithStaged(const IncomingTransfer& incoming) const {
   Store installed;
-  for (const auto& [key, entry] : incoming.staged.entries()) {
-    const Store::Entry* ours = store_.Find(key);
-    if (!entry.CoveredBy(clock_)) installed.Apply(key, entry);
-    if (ours) installed.Apply(key, *ours);
+  for (const Store::Entry& entry : incoming.staged) {
+    const Store::Entry* ours = store_.Find(entry.key());
+    if (!entry.CoveredBy(clock_)) installed.Apply(entry);
+    if (ours) installed.Apply(*ours);
   }
-  for (const auto& [key, entry] : store_.entries()) {
-    if (!incoming.staged.Find(key) && !entry.CoveredBy(incoming.clock)) {
-      installed.Apply(key, entry);
+  for (const Store::Entry& entry : store_) {
+    if (!incoming.staged.Find(entry.key()) && !entry.CoveredBy(incoming.clock)) {
+      installed.Apply(entry);
     }
   }
   return installed;

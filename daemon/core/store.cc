@@ -1,45 +1,189 @@
 #include "daemon/core/store.h"
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <new>
+#include <utility>
+
 #include "daemon/core/planted_bug.h"
 
 namespace kvd::core {
+namespace {
+
+// The table grows at 3/4 full: linear probing's unsuccessful lookups stay
+// around 8 slots (2 cache lines) at the worst, 2 at the average load.
+constexpr size_t kSlotsMin = 16;
+bool OverLoaded(size_t entries, size_t slots) { return entries * 4 > slots * 3; }
+
+uint64_t HashKey(std::string_view key) { return std::hash<std::string_view>{}(key); }
+
+uint64_t SumOf(std::span<const uint64_t> counts) {
+  uint64_t sum = 0;
+  for (uint64_t c : counts) sum += c;
+  return sum;
+}
+
+// Out of memory is not an error the store can answer: like Redis's
+// zmalloc, say so and stop rather than limp on with a lost key.
+void* AllocateOrDie(size_t bytes) {
+  void* block = std::malloc(bytes);
+  if (block == nullptr) {
+    std::fprintf(stderr, "store: out of memory allocating %zu bytes\n", bytes);
+    std::abort();
+  }
+  return block;
+}
+
+}  // namespace
+
+uint64_t StoreEntry::version_sum() const { return SumOf(version_counts()); }
+
+Store::Store(Store&& other) noexcept { *this = std::move(other); }
+
+Store& Store::operator=(Store&& other) noexcept {
+  if (this == &other) return *this;
+  FreeAll();
+  slots_ = std::move(other.slots_);
+  mask_ = std::exchange(other.mask_, 0);
+  size_ = std::exchange(other.size_, 0);
+  pending_tombstones_ = std::move(other.pending_tombstones_);
+  other.pending_tombstones_.clear();
+  tombstones_ = std::exchange(other.tombstones_, 0);
+  return *this;
+}
+
+Store::~Store() { FreeAll(); }
+
+void Store::FreeAll() {
+  if (slots_) {
+    for (size_t i = 0; i <= mask_; ++i) std::free(slots_[i].entry);
+  }
+  slots_.reset();
+  mask_ = 0;
+  size_ = 0;
+  tombstones_ = 0;
+  pending_tombstones_.clear();
+}
 
 bool Store::Apply(const Write& write) {
-  return Apply(write.key, write.value, write.clock, write.origin, write.is_delete);
+  return Apply(write.key, write.value, write.clock.counts(), write.origin, write.is_delete);
 }
 
-bool Store::Apply(std::string_view key, const Entry& entry) {
-  return Apply(key, entry.value, entry.version, entry.origin, entry.tombstone);
+bool Store::Apply(const Entry& entry) {
+  return Apply(entry.key(), entry.value(), entry.version_counts(), entry.origin(),
+               entry.tombstone());
 }
 
-bool Store::Apply(std::string_view key, std::string_view value, const VectorClock& version,
+bool Store::Apply(std::string_view key, std::string_view value, std::span<const uint64_t> version,
                   uint32_t origin, bool is_delete) {
-  auto it = entries_.find(key);
-  bool inserted = it == entries_.end();
-  if (inserted) it = entries_.emplace(std::string(key), Entry{}).first;
-  Entry& entry = it->second;
-  if (!inserted) {
-    bool wins = Supersedes(version.Sum(), origin, entry.version.Sum(), entry.origin);
+  if (is_delete) value = {};
+  uint64_t hash = HashKey(key);
+  size_t slot = slots_ ? Probe(key, hash) : 0;
+  StoreEntry* entry = slots_ ? slots_[slot].entry : nullptr;
+  size_t block_bytes = StoreEntry::BlockBytes(version.size(), key.size(), value.size());
+  if (entry != nullptr) {
+    bool wins = Supersedes(SumOf(version), origin, entry->version_sum(), entry->origin_);
     // Planted bug (tests only): the last write to arrive wins.
     if constexpr (kPlantedBug == PlantedBug::kTieBreakByArrival) wins = true;
     if (!wins) return false;
-    if (entry.tombstone) --tombstones_;
+    if (entry->tombstone_) --tombstones_;
+    // Same layout (the common overwrite: same cluster, same value size):
+    // rewrite in place. Otherwise a new block.
+    if (entry->clock_size_ != version.size() || entry->value_size_ != value.size()) {
+      std::free(entry);
+      entry = nullptr;
+    }
+  } else {
+    if (!slots_ || OverLoaded(size_ + 1, mask_ + 1)) {
+      Grow();
+      slot = Probe(key, hash);
+    }
+    ++size_;
   }
-  entry.value = value;
-  entry.version = version;
-  entry.origin = origin;
-  entry.tombstone = is_delete;
+  if (entry == nullptr) {
+    entry = new (AllocateOrDie(block_bytes)) StoreEntry();
+    entry->clock_size_ = static_cast<uint16_t>(version.size());
+    entry->key_size_ = static_cast<uint32_t>(key.size());
+    std::memcpy(entry->bytes() + version.size() * sizeof(uint64_t), key.data(), key.size());
+    slots_[slot] = {hash, entry};
+  }
+  entry->value_size_ = static_cast<uint32_t>(value.size());
+  entry->origin_ = origin;
+  entry->tombstone_ = is_delete;
+  std::memcpy(entry->counts(), version.data(), version.size() * sizeof(uint64_t));
+  if (!value.empty()) {
+    std::memcpy(entry->bytes() + version.size() * sizeof(uint64_t) + key.size(), value.data(),
+                value.size());
+  }
   if (is_delete) {
-    entry.value.clear();
     ++tombstones_;
     pending_tombstones_.push_back({std::string(key), origin, version[origin], false, {}});
   }
   return true;
 }
 
+size_t Store::Probe(std::string_view key, uint64_t hash) const {
+  size_t i = hash & mask_;
+  while (true) {
+    const Slot& slot = slots_[i];
+    if (slot.entry == nullptr) return i;
+    if (slot.hash == hash && slot.entry->key() == key) return i;
+    i = (i + 1) & mask_;
+  }
+}
+
+void Store::Grow() {
+  size_t slot_count = slots_ ? 2 * (mask_ + 1) : kSlotsMin;
+  auto grown = std::make_unique<Slot[]>(slot_count);
+  size_t mask = slot_count - 1;
+  if (slots_) {
+    for (size_t i = 0; i <= mask_; ++i) {
+      if (slots_[i].entry == nullptr) continue;
+      size_t j = slots_[i].hash & mask;
+      while (grown[j].entry != nullptr) j = (j + 1) & mask;
+      grown[j] = slots_[i];
+    }
+  }
+  slots_ = std::move(grown);
+  mask_ = mask;
+}
+
+// Backward-shift deletion: entries after the hole that may legally sit in
+// it move back, so lookups never need "deleted" markers and probe chains
+// stay as short as if the key had never been there.
+void Store::Erase(size_t hole) {
+  std::free(slots_[hole].entry);
+  size_t next = hole;
+  while (true) {
+    next = (next + 1) & mask_;
+    if (slots_[next].entry == nullptr) break;
+    size_t home = slots_[next].hash & mask_;
+    // The entry at `next` may move into the hole if the hole lies on its
+    // probe path, from its home slot up to `next`.
+    if (((next - home) & mask_) >= ((next - hole) & mask_)) {
+      slots_[hole] = slots_[next];
+      hole = next;
+    }
+  }
+  slots_[hole] = {};
+  --size_;
+}
+
 const Store::Entry* Store::Find(std::string_view key) const {
-  auto it = entries_.find(key);
-  return it == entries_.end() ? nullptr : &it->second;
+  if (!slots_) return nullptr;
+  return slots_[Probe(key, HashKey(key))].entry;
+}
+
+Store::Iterator Store::begin() const {
+  const Slot* first = slots_.get();
+  return Iterator(first, slots_ ? first + mask_ + 1 : first);
+}
+
+Store::Iterator Store::end() const {
+  const Slot* last = slots_ ? slots_.get() + mask_ + 1 : slots_.get();
+  return Iterator(last, last);
 }
 
 size_t Store::CollectTombstones(const VectorClock& all_applied, const VectorClock& issued_bound,
@@ -47,21 +191,21 @@ size_t Store::CollectTombstones(const VectorClock& all_applied, const VectorCloc
   size_t collected = 0;
   while (!pending_tombstones_.empty()) {
     PendingTombstone& pending = pending_tombstones_.front();
-    auto it = entries_.find(pending.key);
-    bool current = it != entries_.end() && it->second.tombstone &&
-                   it->second.origin == pending.origin &&
-                   it->second.version[pending.origin] == pending.seq;
+    size_t slot = slots_ ? Probe(pending.key, HashKey(pending.key)) : 0;
+    const StoreEntry* entry = slots_ ? slots_[slot].entry : nullptr;
+    bool current = entry != nullptr && entry->tombstone() && entry->origin() == pending.origin &&
+                   entry->version_counts()[pending.origin] == pending.seq;
     if (!current) {  // Overwritten since: nothing to collect.
       pending_tombstones_.pop_front();
       continue;
     }
     if (!pending.stable) {
-      if (!all_applied.Dominates(it->second.version)) break;
+      if (!all_applied.Dominates(entry->version())) break;
       pending.stable = true;
       pending.issued_bound = issued_bound;
     }
     if (!applied.Dominates(pending.issued_bound)) break;
-    entries_.erase(it);
+    Erase(slot);
     --tombstones_;
     ++collected;
     pending_tombstones_.pop_front();

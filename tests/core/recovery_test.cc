@@ -38,11 +38,11 @@ Replica Restored(const ReplicaConfig& config, const std::vector<Record>& records
 // restored node collects again what the running one had collected.)
 bool SameLiveState(const Store& a, const Store& b) {
   auto live_subset = [](const Store& x, const Store& y) {
-    for (const auto& [key, entry] : x.entries()) {
-      if (entry.tombstone) continue;
-      const Store::Entry* other = y.Find(key);
-      if (!other || other->tombstone || other->value != entry.value ||
-          !(other->version == entry.version)) {
+    for (const Store::Entry& entry : x) {
+      if (entry.tombstone()) continue;
+      const Store::Entry* other = y.Find(entry.key());
+      if (!other || other->tombstone() || other->value() != entry.value() ||
+          !(other->version() == entry.version())) {
         return false;
       }
     }
@@ -89,7 +89,7 @@ Test(snapshot, image_restores_store_clock_identity_and_log) {
 
   std::vector<Record> image = ImageOf(n1);
   cr_assert_eq(CountKind(image, RecordKind::kIdentity), 1u);
-  cr_assert_eq(CountKind(image, RecordKind::kTransferEntry), n1.store().entries().size());
+  cr_assert_eq(CountKind(image, RecordKind::kTransferEntry), n1.store().size());
   cr_assert_eq(CountKind(image, RecordKind::kLogEntry), n1.log().size());
   Replica back = Restored(c.Config(kN1), image);
   cr_assert(back.clock() == n1.clock(), "clock %s, want %s", back.clock().ToString().c_str(),
@@ -233,9 +233,9 @@ Test(transfer, install_merges_both_sides) {
   cr_assert(n1.PeerTransferChunk(kN2, entries, 0).ok());
   cr_assert(n1.PeerTransferEnd(kN2, 0).ok());
   cr_assert(n1.clock() == (VectorClock{1, 2}));
-  cr_assert(n1.store().Find("mine")->value == "1");
-  cr_assert(n1.store().Find("theirs")->value == "a");
-  cr_assert(n1.store().Find("both")->value == "b");
+  cr_assert(n1.store().Find("mine")->value() == "1");
+  cr_assert(n1.store().Find("theirs")->value() == "a");
+  cr_assert(n1.store().Find("both")->value() == "b");
   // Recorded for replay: begin, two entries, end.
   Output out = n1.Ready(0);
   std::vector<RecordKind> kinds;
@@ -314,7 +314,7 @@ Test(transfer, comes_in_pieces_bounded_per_ready) {
     cr_assert_lt(readys, 100u, "the transfer never ended");
   }
   cr_assert_gt(readys, 5u, "50 entries of 25 bytes take several Readys");
-  cr_assert_eq(c.node(kN2).store().entries().size(), 50u);
+  cr_assert_eq(c.node(kN2).store().size(), 50u);
 }
 
 // --- The replication log's bound --------------------------------------------------

@@ -284,8 +284,8 @@ Test(replica, seed_scenario) {
   cr_assert(c.Converged(), "all nodes equal");
   for (uint32_t i = 0; i < 3; ++i) {
     cr_assert(c.node(i).clock() == (VectorClock{1, 1, 0}));
-    cr_assert(c.node(i).store().Find("x")->value == "1");
-    cr_assert(c.node(i).store().Find("y")->value == "2");
+    cr_assert(c.node(i).store().Find("x")->value() == "1");
+    cr_assert(c.node(i).store().Find("y")->value() == "2");
   }
 }
 
@@ -339,19 +339,19 @@ ParameterizedTest(Permutation* perm, replica, concurrent_writes_same_winner_in_a
   cr_assert_eq(applied.back().first, perm->order[2]);
 
   const Store::Entry* x = n4.store().Find("x");
-  cr_assert(x->value == best->value, "winner %s, expected %s", x->value.c_str(),
+  cr_assert(x->value() == best->value, "winner %s, expected %s", std::string(x->value()).c_str(),
             best->value.c_str());
-  cr_assert(x->version == best->clock);
-  cr_assert_eq(x->origin, best->origin);
+  cr_assert(x->version() == best->clock);
+  cr_assert_eq(x->origin(), best->origin);
   const Store::Entry* y = n4.store().Find("y");
-  cr_assert(y->value == "y2", "equal sums: the higher origin wins, got %s", y->value.c_str());
+  cr_assert(y->value() == "y2", "equal sums: the higher origin wins, got %s", std::string(y->value()).c_str());
   cr_assert(n4.clock() == (VectorClock{4, 2, 2, 0}));
 
   // Once everyone has everything, every node agrees.
   c.ConnectAll();
   c.Settle();
   cr_assert(c.Converged());
-  for (uint32_t i = 0; i < 4; ++i) cr_assert(c.node(i).store().Find("x")->value == "x0");
+  for (uint32_t i = 0; i < 4; ++i) cr_assert(c.node(i).store().Find("x")->value() == "x0");
 }
 
 // --- Session contexts ---------------------------------------------------------------------
@@ -438,7 +438,7 @@ Test(replica, session_order_is_preserved_other_sessions_are_not_blocked) {
   cr_assert_eq(out.replies[1].token, 2u);
   cr_assert_eq(out.replies[1].code, Code::kOk);
   cr_assert(out.replies[1].version == (VectorClock{1, 1}), "the put follows x=1 causally");
-  cr_assert(n2.store().Find("x")->value == "2");
+  cr_assert(n2.store().Find("x")->value() == "2");
   cr_assert_eq(n2.parked_requests(), 0u);
 }
 
@@ -499,7 +499,7 @@ Test(replica, duplicate_delivery_is_idempotent) {
   }
   cr_assert_eq(duplicates, 3u);
   cr_assert(n2.clock() == (VectorClock{2, 0}));
-  cr_assert(n2.store().Find("x")->value == "2");
+  cr_assert(n2.store().Find("x")->value() == "2");
   cr_assert(n2.log().size() == 2u);
 }
 
@@ -660,7 +660,7 @@ Test(replica, recovers_own_writes_before_accepting_new_ones) {
   c.Settle();
   cr_assert(n1.clock() == (VectorClock{3, 0, 0}));
   cr_assert_eq(c.history(kN1).CountEvents(Event::Kind::kRecovered), 1u);
-  cr_assert(n1.store().Find("k2")->value == "v2");
+  cr_assert(n1.store().Find("k2")->value() == "v2");
   // Node 3 has not been heard: it could know of a later write of node 1.
   cr_assert_not(n1.accepting_writes(), "accepted writes before hearing every peer");
 
@@ -680,7 +680,7 @@ Test(replica, recovers_own_writes_before_accepting_new_ones) {
   cr_assert(accepted.version == (VectorClock{4, 0, 0}), "next fresh seq, got %s",
             accepted.version.ToString().c_str());
   c.Settle();
-  cr_assert(c.node(kN2).store().Find("new")->value == "x");
+  cr_assert(c.node(kN2).store().Find("new")->value() == "x");
 }
 
 Test(replica, peer_ack_reporting_more_own_writes_blocks_puts) {
@@ -819,15 +819,15 @@ Test(replica, restore_replays_records) {
   // The live node may have collected the tombstone of "a" since (its peers
   // acknowledged it); the restored one keeps it until it hears from them.
   const Store::Entry* a = fresh.store().Find("a");
-  cr_assert(a && a->tombstone && a->version == (VectorClock{1, 1, 1}));
-  for (const auto& [key, entry] : fresh.store().entries()) {
-    const Store::Entry* live = c.node(kN2).store().Find(key);
+  cr_assert(a && a->tombstone() && a->version() == (VectorClock{1, 1, 1}));
+  for (const Store::Entry& entry : fresh.store()) {
+    const Store::Entry* live = c.node(kN2).store().Find(entry.key());
     if (!live) {
-      cr_assert(entry.tombstone, "restored key missing from the live store");
+      cr_assert(entry.tombstone(), "restored key missing from the live store");
       continue;
     }
-    cr_assert(live->value == entry.value && live->version == entry.version &&
-                  live->origin == entry.origin && live->tombstone == entry.tombstone,
+    cr_assert(live->value() == entry.value() && live->version() == entry.version() &&
+                  live->origin() == entry.origin() && live->tombstone() == entry.tombstone(),
               "entry differs after restore");
   }
   cr_assert_eq(fresh.store().live_keys(), c.node(kN2).store().live_keys());
@@ -866,7 +866,7 @@ Test(replica, restore_refuses_out_of_order_records) {
   cr_assert_eq(fresh.Restore(wrong_size, 0).code(), Code::kBadRequest);
   cr_assert(fresh.Restore(records[2], 0).ok());
   cr_assert(fresh.clock() == (VectorClock{3, 0}));
-  cr_assert(fresh.store().Find("k")->value == "2");
+  cr_assert(fresh.store().Find("k")->value() == "2");
 
   // A remote record whose dependency is missing.
   Replica other(TestConfig(0, 2));
@@ -885,7 +885,7 @@ Test(replica, tombstones_are_collected_everywhere) {
   c.Settle();
   Reply del = c.Delete(kN2, "x");
   cr_assert_eq(del.code, Code::kOk);
-  cr_assert(c.node(kN2).store().Find("x")->tombstone);
+  cr_assert(c.node(kN2).store().Find("x")->tombstone());
   cr_assert_eq(c.node(kN2).store().tombstones(), 1u, "kept until every node has it");
   c.now += 100;
   c.Settle();
@@ -905,7 +905,7 @@ Test(replica, tombstones_are_collected_everywhere) {
   c.Put(kN3, "x", "back");
   c.Settle();
   cr_assert(c.Converged());
-  cr_assert(c.node(kN1).store().Find("x")->value == "back");
+  cr_assert(c.node(kN1).store().Find("x")->value() == "back");
 }
 
 Test(replica, tombstone_kept_while_a_peer_lacks_it) {
@@ -917,7 +917,7 @@ Test(replica, tombstone_kept_while_a_peer_lacks_it) {
   c.Delete(kN1, "x");
   c.Settle();
   // Node 2 has the tombstone; node 3 has neither write.
-  cr_assert(c.node(kN2).store().Find("x")->tombstone);
+  cr_assert(c.node(kN2).store().Find("x")->tombstone());
   cr_assert_eq(c.node(kN1).store().tombstones(), 1u);
   cr_assert_eq(c.node(kN2).store().tombstones(), 1u);
   c.node(kN1).ReleaseLink(kN3);
@@ -942,7 +942,7 @@ Test(replica, concurrent_write_with_tombstone_converges_after_collection) {
   for (uint32_t i = 0; i < 3; ++i) {
     const Store::Entry* x = c.node(i).store().Find("x");
     cr_assert_not_null(x);
-    cr_assert(x->value == "2");
+    cr_assert(x->value() == "2");
     cr_assert_eq(c.node(i).store().tombstones(), 0u);
   }
 }

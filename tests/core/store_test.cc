@@ -25,10 +25,10 @@ Test(store, put_and_find) {
   cr_assert(store.Apply(MakeWrite(1, {0, 1, 0}, "x", "one")));
   const Store::Entry* entry = store.Find("x");
   cr_assert_not_null(entry);
-  cr_assert(entry->value == "one");
-  cr_assert(entry->version == (VectorClock{0, 1, 0}));
-  cr_assert_eq(entry->origin, 1u);
-  cr_assert_not(entry->tombstone);
+  cr_assert(entry->value() == "one");
+  cr_assert(entry->version() == (VectorClock{0, 1, 0}));
+  cr_assert_eq(entry->origin(), 1u);
+  cr_assert_not(entry->tombstone());
   cr_assert_eq(store.live_keys(), 1u);
   cr_assert_eq(store.tombstones(), 0u);
 }
@@ -51,11 +51,11 @@ Test(store, binary_safe_keys_and_values) {
   const Store::Entry* b = store.Find(key_b);
   const Store::Entry* ff = store.Find(key_ff);
   cr_assert(a && b && ff);
-  cr_assert_eq(a->value.size(), 3u);
-  cr_assert(a->value == value_a);
-  cr_assert(b->value == value_ff);
-  cr_assert_eq(ff->value.size(), 7u);
-  cr_assert(ff->value == value_ff + value_a);
+  cr_assert_eq(a->value().size(), 3u);
+  cr_assert(a->value() == value_a);
+  cr_assert(b->value() == value_ff);
+  cr_assert_eq(ff->value().size(), 7u);
+  cr_assert(ff->value() == value_ff + value_a);
 }
 
 Test(store, concurrent_writes_greater_sum_wins) {
@@ -67,14 +67,14 @@ Test(store, concurrent_writes_greater_sum_wins) {
     Store store;
     cr_assert(store.Apply(high_sum));
     cr_assert_not(store.Apply(high_origin), "the losing write must report false");
-    cr_assert(store.Find("x")->value == "a");
+    cr_assert(store.Find("x")->value() == "a");
   }
   {
     Store store;
     cr_assert(store.Apply(high_origin));
     cr_assert(store.Apply(high_sum));
-    cr_assert(store.Find("x")->value == "a");
-    cr_assert_eq(store.Find("x")->origin, 0u);
+    cr_assert(store.Find("x")->value() == "a");
+    cr_assert_eq(store.Find("x")->origin(), 0u);
   }
 }
 
@@ -86,9 +86,9 @@ Test(store, concurrent_writes_equal_sum_higher_origin_wins) {
     store.Apply(order == 0 ? low : high);
     store.Apply(order == 0 ? high : low);
     const Store::Entry* entry = store.Find("x");
-    cr_assert(entry->value == "high", "order %d: got %s", order, entry->value.c_str());
-    cr_assert_eq(entry->origin, 2u);
-    cr_assert(entry->version == (VectorClock{0, 0, 1}));
+    cr_assert(entry->value() == "high", "order %d: got %s", order, std::string(entry->value()).c_str());
+    cr_assert_eq(entry->origin(), 2u);
+    cr_assert(entry->version() == (VectorClock{0, 0, 1}));
   }
 }
 
@@ -98,9 +98,9 @@ Test(store, causal_overwrite_always_wins) {
   Store store;
   cr_assert(store.Apply(MakeWrite(2, {0, 0, 5}, "x", "old")));
   cr_assert(store.Apply(MakeWrite(0, {1, 0, 5}, "x", "new")));
-  cr_assert(store.Find("x")->value == "new");
+  cr_assert(store.Find("x")->value() == "new");
   cr_assert(store.Apply(MakeWrite(1, {1, 1, 5}, "x", "newer")));
-  cr_assert(store.Find("x")->value == "newer");
+  cr_assert(store.Find("x")->value() == "newer");
   cr_assert_eq(store.live_keys(), 1u);
 }
 
@@ -127,9 +127,9 @@ Test(store, arrival_order_does_not_change_winner) {
     Store store;
     for (int i : order) store.Apply(writes[i]);
     const Store::Entry* entry = store.Find("k");
-    cr_assert(entry->value == "w2bis", "order %d%d%d%d: got %s", order[0], order[1], order[2],
-              order[3], entry->value.c_str());
-    cr_assert(entry->version == (VectorClock{0, 0, 2}));
+    cr_assert(entry->value() == "w2bis", "order %d%d%d%d: got %s", order[0], order[1], order[2],
+              order[3], std::string(entry->value()).c_str());
+    cr_assert(entry->version() == (VectorClock{0, 0, 2}));
     ++orders;
   } while (std::next_permutation(order.begin(), order.end()));
   cr_assert_eq(orders, 24);
@@ -141,10 +141,10 @@ Test(store, delete_leaves_tombstone) {
   cr_assert(store.Apply(MakeDelete(0, {2, 0}, "x")));
   const Store::Entry* entry = store.Find("x");
   cr_assert_not_null(entry, "a delete must keep a tombstone");
-  cr_assert(entry->tombstone);
-  cr_assert(entry->value.empty());
-  cr_assert(entry->version == (VectorClock{2, 0}));
-  cr_assert_eq(entry->origin, 0u);
+  cr_assert(entry->tombstone());
+  cr_assert(entry->value().empty());
+  cr_assert(entry->version() == (VectorClock{2, 0}));
+  cr_assert_eq(entry->origin(), 0u);
   cr_assert_eq(store.live_keys(), 0u);
   cr_assert_eq(store.tombstones(), 1u);
 }
@@ -152,7 +152,7 @@ Test(store, delete_leaves_tombstone) {
 Test(store, delete_of_unknown_key_leaves_tombstone) {
   Store store;
   cr_assert(store.Apply(MakeDelete(1, {0, 1}, "ghost")));
-  cr_assert(store.Find("ghost")->tombstone);
+  cr_assert(store.Find("ghost")->tombstone());
   cr_assert_eq(store.tombstones(), 1u);
   cr_assert_eq(store.live_keys(), 0u);
 }
@@ -165,8 +165,8 @@ Test(store, delayed_losing_write_does_not_resurrect) {
   // the key back.
   cr_assert_not(store.Apply(MakeWrite(1, {0, 1}, "x", "zombie")));
   const Store::Entry* entry = store.Find("x");
-  cr_assert(entry->tombstone);
-  cr_assert(entry->value.empty());
+  cr_assert(entry->tombstone());
+  cr_assert(entry->value().empty());
   cr_assert_eq(store.tombstones(), 1u);
   cr_assert_eq(store.live_keys(), 0u);
 }
@@ -175,8 +175,8 @@ Test(store, put_after_delete_revives) {
   Store store;
   store.Apply(MakeDelete(0, {1, 0}, "x"));
   cr_assert(store.Apply(MakeWrite(1, {1, 1}, "x", "back")));
-  cr_assert_not(store.Find("x")->tombstone);
-  cr_assert(store.Find("x")->value == "back");
+  cr_assert_not(store.Find("x")->tombstone());
+  cr_assert(store.Find("x")->value() == "back");
   cr_assert_eq(store.tombstones(), 0u);
   cr_assert_eq(store.live_keys(), 1u);
 }
@@ -212,7 +212,7 @@ Test(store, tombstone_waits_for_issued_bound) {
   cr_assert_null(store.Find("x"));
   cr_assert_eq(store.tombstones(), 0u);
   cr_assert_eq(store.live_keys(), 0u);
-  cr_assert_eq(store.entries().size(), 0u);
+  cr_assert_eq(store.size(), 0u);
   // Nothing left to collect.
   cr_assert_eq(store.CollectTombstones({9, 9, 9}, {9, 9, 9}, {9, 9, 9}), 0u);
 }
@@ -229,7 +229,7 @@ Test(store, overwritten_tombstone_is_skipped) {
   cr_assert_eq(store.CollectTombstones({3, 1}, {3, 1}, {3, 1}), 1u);
   cr_assert_null(store.Find("b"));
   cr_assert_not_null(store.Find("a"), "the live value must survive");
-  cr_assert(store.Find("a")->value == "again");
+  cr_assert(store.Find("a")->value() == "again");
   cr_assert_eq(store.tombstones(), 0u);
   cr_assert_eq(store.live_keys(), 1u);
 }
@@ -265,5 +265,93 @@ Test(store, collection_counts_and_order) {
   cr_assert_eq(store.CollectTombstones({3, 1}, {3, 1}, {3, 1}), 1u);
   cr_assert_eq(store.tombstones(), 0u);
   cr_assert_eq(store.live_keys(), 1u);
-  cr_assert_eq(store.entries().size(), 1u);
+  cr_assert_eq(store.size(), 1u);
+}
+
+// --- The table itself ---------------------------------------------------------
+
+namespace {
+std::string KeyNumber(int i) { return "key:" + std::to_string(i); }
+}  // namespace
+
+Test(store, many_keys_survive_growth_and_are_each_visited_once) {
+  Store store;
+  constexpr int kKeys = 20000;
+  for (int i = 0; i < kKeys; ++i) {
+    cr_assert(store.Apply(MakeWrite(0, {static_cast<uint64_t>(i + 1)}, KeyNumber(i),
+                                    std::string(static_cast<size_t>(i % 300), 'v'))));
+  }
+  cr_assert_eq(store.size(), static_cast<size_t>(kKeys));
+  std::vector<int> seen(kKeys, 0);
+  for (const Store::Entry& entry : store) {
+    int i = std::stoi(std::string(entry.key().substr(4)));
+    ++seen[static_cast<size_t>(i)];
+    cr_assert_eq(entry.value().size(), static_cast<size_t>(i % 300), "key %d", i);
+  }
+  cr_assert(std::all_of(seen.begin(), seen.end(), [](int n) { return n == 1; }));
+  for (int i = 0; i < kKeys; ++i) {
+    const Store::Entry* entry = store.Find(KeyNumber(i));
+    cr_assert_not_null(entry, "key %d lost", i);
+    cr_assert_eq(entry->version()[0], static_cast<uint64_t>(i + 1));
+  }
+  cr_assert_null(store.Find(KeyNumber(kKeys)));
+}
+
+Test(store, overwrite_with_another_value_size) {
+  Store store;
+  store.Apply(MakeWrite(0, {1}, "x", "short"));
+  cr_assert(store.Apply(MakeWrite(0, {2}, "x", std::string(1000, 'L'))));
+  cr_assert(store.Find("x")->value() == std::string(1000, 'L'));
+  cr_assert(store.Apply(MakeWrite(0, {3}, "x", "")));
+  cr_assert(store.Find("x")->value().empty());
+  cr_assert_not(store.Find("x")->tombstone(), "an empty value is not a delete");
+  cr_assert(store.Apply(MakeWrite(0, {4}, "x", "same")));
+  cr_assert(store.Apply(MakeWrite(0, {5}, "x", "SAME")));
+  cr_assert(store.Find("x")->value() == "SAME");
+  cr_assert(store.Find("x")->version() == (VectorClock{5}));
+  cr_assert_eq(store.size(), 1u);
+}
+
+// Collected tombstones leave holes in probe chains: every other key must
+// still be found, so chains are repaired, not cut.
+Test(store, collecting_half_the_keys_keeps_the_rest_findable) {
+  Store store;
+  constexpr int kKeys = 5000;
+  uint64_t seq = 0;
+  for (int i = 0; i < kKeys; ++i) store.Apply(MakeWrite(0, {++seq}, KeyNumber(i), "v"));
+  for (int i = 0; i < kKeys; i += 2) store.Apply(MakeDelete(0, {++seq}, KeyNumber(i)));
+  cr_assert_eq(store.tombstones(), static_cast<size_t>(kKeys / 2));
+  VectorClock all{seq};
+  cr_assert_eq(store.CollectTombstones(all, all, all), static_cast<size_t>(kKeys / 2));
+  cr_assert_eq(store.size(), static_cast<size_t>(kKeys / 2));
+  for (int i = 0; i < kKeys; ++i) {
+    const Store::Entry* entry = store.Find(KeyNumber(i));
+    if (i % 2 == 0) {
+      cr_assert_null(entry, "key %d was collected", i);
+    } else {
+      cr_assert(entry && entry->value() == "v", "key %d lost after collection", i);
+    }
+  }
+  // And keys inserted afterwards land and are found.
+  for (int i = 0; i < kKeys; i += 2) store.Apply(MakeWrite(0, {++seq}, KeyNumber(i), "again"));
+  for (int i = 0; i < kKeys; ++i) {
+    cr_assert_not_null(store.Find(KeyNumber(i)), "key %d", i);
+  }
+}
+
+Test(store, move_hands_over_every_entry) {
+  Store store;
+  store.Apply(MakeWrite(0, {1, 0}, "a", "1"));
+  store.Apply(MakeDelete(0, {2, 0}, "b"));
+  Store moved = std::move(store);
+  cr_assert_eq(moved.size(), 2u);
+  cr_assert_eq(moved.tombstones(), 1u);
+  cr_assert(moved.Find("a")->value() == "1");
+  Store assigned;
+  assigned.Apply(MakeWrite(1, {0, 1}, "c", "3"));
+  assigned = std::move(moved);
+  cr_assert_null(assigned.Find("c"), "assignment replaces the old entries");
+  cr_assert_eq(assigned.size(), 2u);
+  cr_assert_eq(assigned.CollectTombstones({2, 0}, {2, 0}, {2, 0}), 1u,
+               "pending tombstones move with their entries");
 }

@@ -50,11 +50,11 @@ inline Write MakeDelete(uint32_t origin, VectorClock clock, std::string key) {
 // True if both stores hold exactly the same entries (value, version,
 // origin, tombstone flag).
 inline bool SameStore(const Store& a, const Store& b) {
-  if (a.entries().size() != b.entries().size()) return false;
-  for (const auto& [key, entry] : a.entries()) {
-    const Store::Entry* other = b.Find(key);
-    if (!other || other->value != entry.value || !(other->version == entry.version) ||
-        other->origin != entry.origin || other->tombstone != entry.tombstone) {
+  if (a.size() != b.size()) return false;
+  for (const Store::Entry& entry : a) {
+    const Store::Entry* other = b.Find(entry.key());
+    if (!other || other->value() != entry.value() || !(other->version() == entry.version()) ||
+        other->origin() != entry.origin() || other->tombstone() != entry.tombstone()) {
       return false;
     }
   }

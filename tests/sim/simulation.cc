@@ -492,9 +492,9 @@ void Simulator::Pump(uint32_t node) {
       Log("n" + std::to_string(node + 1) + " installed a transfer of " + std::to_string(event.seq) +
           " keys from n" + std::to_string(event.peer + 1) + "; clock " +
           replica.clock().ToString());
-      for (const auto& [key, entry] : replica.store().entries()) {
-        Log("   " + key + "=" + entry.value + " " + entry.version.ToString() +
-            (entry.tombstone ? " (tombstone)" : ""));
+      for (const core::Store::Entry& entry : replica.store()) {
+        Log("   " + std::string(entry.key()) + "=" + std::string(entry.value()) + " " +
+            entry.version().ToString() + (entry.tombstone() ? " (tombstone)" : ""));
       }
     }
     if (event.kind == core::Event::Kind::kTransferSending) {
@@ -899,9 +899,9 @@ uint64_t Simulator::ResolveState(uint32_t node, const std::string& key) {
   core::Reply reply;
   reply.version = VectorClock(n_);
   if (const core::Store::Entry* entry = replica.store().Find(key)) {
-    reply.found = !entry->tombstone;
-    reply.value = entry->value;
-    reply.version = entry->version;
+    reply.found = !entry->tombstone();
+    reply.value = entry->value();
+    reply.version = entry->version();
   }
   return ResolveRead(key, reply, replica.clock());
 }
@@ -1027,12 +1027,14 @@ void Simulator::CheckConvergence() {
       std::string key = "k" + std::to_string(k);
       const core::Store::Entry* a = replicas_[0]->store().Find(key);
       const core::Store::Entry* b = replicas_[node]->store().Find(key);
-      bool live_a = a && !a->tombstone;
-      bool live_b = b && !b->tombstone;
-      if (live_a != live_b || (live_a && (a->value != b->value || !(a->version == b->version)))) {
-        Fail("replicas differ on " + key + ": n1=" + (live_a ? a->value : "(none)") +
-             (a ? " " + a->version.ToString() : "") + " n" + std::to_string(node + 1) + "=" +
-             (live_b ? b->value : "(none)") + (b ? " " + b->version.ToString() : ""));
+      bool live_a = a && !a->tombstone();
+      bool live_b = b && !b->tombstone();
+      if (live_a != live_b ||
+          (live_a && (a->value() != b->value() || !(a->version() == b->version())))) {
+        Fail("replicas differ on " + key + ": n1=" + (live_a ? std::string(a->value()) : "(none)") +
+             (a ? " " + a->version().ToString() : "") + " n" + std::to_string(node + 1) + "=" +
+             (live_b ? std::string(b->value()) : "(none)") +
+             (b ? " " + b->version().ToString() : ""));
       }
     }
   }
