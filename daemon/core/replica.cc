@@ -162,23 +162,39 @@ Status Replica::Bootstrap(std::string_view cluster_id) {
   return Status::Ok();
 }
 
-void Replica::Image(const std::function<void(const Record&)>& visit) const {
+ReplicaImage Replica::Freeze() {
   KV_ASSERT(!incoming_);
+  ReplicaImage image;
+  if (identity_recorded_) image.cluster_id_ = cluster_id_;
+  image.self_ = config_.self;
+  image.clock_ = clock_;
+  image.store_ = store_.Freeze();
+  image.dropped_ = log_.dropped();
+  image.log_.reserve(log_.end_index() - log_.begin_index());
+  for (uint64_t i = log_.begin_index(); i < log_.end_index(); ++i) {
+    image.log_.push_back(log_.at(i).write);
+  }
+  return image;
+}
+
+void Replica::Image(const std::function<void(const Record&)>& visit) { Freeze().Visit(visit); }
+
+void ReplicaImage::Visit(const std::function<void(const Record&)>& visit) const {
   Record record;
-  if (identity_recorded_) {
+  if (!cluster_id_.empty()) {
     record.kind = RecordKind::kIdentity;
     record.cluster_id = cluster_id_;
     visit(record);
     record.cluster_id.clear();
   }
   record.kind = RecordKind::kTransferBegin;
-  record.origin = config_.self;
+  record.origin = self_;
   record.clock = clock_;
   visit(record);
   record.kind = RecordKind::kTransferEntry;
   for (const Store::Entry& entry : store_) {
     record.origin = entry.origin();
-    record.clock = entry.version();
+    record.clock = VectorClock(entry.version_counts());
     record.is_delete = entry.tombstone();
     record.key = entry.key();
     record.value = entry.value();
@@ -188,11 +204,9 @@ void Replica::Image(const std::function<void(const Record&)>& visit) const {
   record.kind = RecordKind::kTransferEnd;
   visit(record);
   record.kind = RecordKind::kLogBase;
-  record.clock = log_.dropped();
+  record.clock = dropped_;
   visit(record);
-  for (uint64_t i = log_.begin_index(); i < log_.end_index(); ++i) {
-    visit(Record(RecordKind::kLogEntry, log_.at(i).write));
-  }
+  for (const Write& write : log_) visit(Record(RecordKind::kLogEntry, write));
 }
 
 // --- Client requests -----------------------------------------------------------

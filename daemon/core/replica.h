@@ -24,6 +24,7 @@
 #include "daemon/core/limits.h"
 #include "daemon/core/output.h"
 #include "daemon/core/record.h"
+#include "daemon/core/replica_image.h"
 #include "daemon/core/replication_log.h"
 #include "daemon/core/status.h"
 #include "daemon/core/store.h"
@@ -109,7 +110,11 @@ class Replica {
   // restoring them into a fresh replica rebuilds the store, the clock and
   // the replication log. Not while a transfer is being received (its
   // staged state is in neither): check receiving_transfer() first.
-  void Image(const std::function<void(const Record&)>& visit) const;
+  // Freeze() takes the same image as an object another thread can visit
+  // while this replica goes on (its cost here: copies of the store's slot
+  // array and of the replication log). One image may be live at a time.
+  ReplicaImage Freeze();
+  void Image(const std::function<void(const Record&)>& visit);
   bool receiving_transfer() const { return incoming_.has_value(); }
 
   // --- Client requests ---------------------------------------------------

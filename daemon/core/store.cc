@@ -7,6 +7,7 @@
 #include <new>
 #include <utility>
 
+#include "daemon/core/assert.h"
 #include "daemon/core/planted_bug.h"
 
 namespace kvd::core {
@@ -51,6 +52,9 @@ Store& Store::operator=(Store&& other) noexcept {
   pending_tombstones_ = std::move(other.pending_tombstones_);
   other.pending_tombstones_.clear();
   tombstones_ = std::exchange(other.tombstones_, 0);
+  generation_ = other.generation_;
+  freeze_ = std::move(other.freeze_);
+  other.freeze_.reset();
   return *this;
 }
 
@@ -58,13 +62,42 @@ Store::~Store() { FreeAll(); }
 
 void Store::FreeAll() {
   if (slots_) {
-    for (size_t i = 0; i <= mask_; ++i) std::free(slots_[i].entry);
+    for (size_t i = 0; i <= mask_; ++i) {
+      if (slots_[i].entry != nullptr) Release(slots_[i].entry);
+    }
   }
   slots_.reset();
   mask_ = 0;
   size_ = 0;
   tombstones_ = 0;
   pending_tombstones_.clear();
+}
+
+void Store::Release(StoreEntry* entry) {
+  if (SharedWithFreeze(entry)) {
+    freeze_.lock()->blocks.push_back(entry);
+  } else {
+    std::free(entry);
+  }
+}
+
+Store::Retired::~Retired() {
+  for (StoreEntry* entry : blocks) std::free(entry);
+}
+
+FrozenStore Store::Freeze() {
+  KV_ASSERT(freeze_.expired());
+  FrozenStore frozen;
+  frozen.retired_ = std::make_shared<Retired>();
+  freeze_ = frozen.retired_;
+  ++generation_;
+  frozen.size_ = size_;
+  if (slots_) {
+    frozen.slot_count_ = mask_ + 1;
+    frozen.slots_ = std::make_unique_for_overwrite<Slot[]>(frozen.slot_count_);
+    std::memcpy(frozen.slots_.get(), slots_.get(), frozen.slot_count_ * sizeof(Slot));
+  }
+  return frozen;
 }
 
 bool Store::Apply(const Write& write) {
@@ -89,10 +122,11 @@ bool Store::Apply(std::string_view key, std::string_view value, std::span<const 
     if constexpr (kPlantedBug == PlantedBug::kTieBreakByArrival) wins = true;
     if (!wins) return false;
     if (entry->tombstone_) --tombstones_;
-    // Same layout (the common overwrite: same cluster, same value size):
-    // rewrite in place. Otherwise a new block.
-    if (entry->clock_size_ != version.size() || entry->value_size_ != value.size()) {
-      std::free(entry);
+    // Same layout (the common overwrite: same cluster, same value size)
+    // and not seen by a frozen view: rewrite in place. Otherwise a new block.
+    if (entry->clock_size_ != version.size() || entry->value_size_ != value.size() ||
+        SharedWithFreeze(entry)) {
+      Release(entry);
       entry = nullptr;
     }
   } else {
@@ -104,13 +138,14 @@ bool Store::Apply(std::string_view key, std::string_view value, std::span<const 
   }
   if (entry == nullptr) {
     entry = new (AllocateOrDie(block_bytes)) StoreEntry();
-    entry->clock_size_ = static_cast<uint16_t>(version.size());
+    entry->clock_size_ = static_cast<uint8_t>(version.size());
+    entry->generation_ = generation_;
     entry->key_size_ = static_cast<uint32_t>(key.size());
     std::memcpy(entry->bytes() + version.size() * sizeof(uint64_t), key.data(), key.size());
     slots_[slot] = {hash, entry};
   }
   entry->value_size_ = static_cast<uint32_t>(value.size());
-  entry->origin_ = origin;
+  entry->origin_ = static_cast<uint8_t>(origin);
   entry->tombstone_ = is_delete;
   std::memcpy(entry->counts(), version.data(), version.size() * sizeof(uint64_t));
   if (!value.empty()) {
@@ -154,7 +189,7 @@ void Store::Grow() {
 // it move back, so lookups never need "deleted" markers and probe chains
 // stay as short as if the key had never been there.
 void Store::Erase(size_t hole) {
-  std::free(slots_[hole].entry);
+  Release(slots_[hole].entry);
   size_t next = hole;
   while (true) {
     next = (next + 1) & mask_;

@@ -13,6 +13,13 @@
 //     {full hash, entry pointer}: a lookup touches one slot line and the
 //     entry, and the stored hash means a key is compared only when its
 //     hash matches and the table grows without rehashing a key.
+//
+// Freezing (for snapshots): Freeze() copies only the slot array and hands
+// out a FrozenStore that another thread may read while this one goes on
+// changing the store. Blocks the frozen view can see are never written or
+// freed while it lives: a write to such a key gets a new block, and the old
+// one is retired into the view, freed with it. So a snapshot costs the loop
+// one memcpy of the table (~32 bytes per key), not an encode of every key.
 #pragma once
 
 #include <cstddef>
@@ -22,7 +29,9 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "daemon/core/limits.h"
 #include "daemon/core/vector_clock.h"
 #include "daemon/core/write.h"
 
@@ -59,12 +68,18 @@ class StoreEntry {
 
   uint32_t key_size_ = 0;
   uint32_t value_size_ = 0;
-  uint32_t origin_ = 0;
-  uint16_t clock_size_ = 0;
+  // The store's generation when the block was made: blocks older than the
+  // live freeze are shared with it (see Store::Freeze).
+  uint32_t generation_ = 0;
+  uint8_t origin_ = 0;
+  uint8_t clock_size_ = 0;
   bool tombstone_ = false;
   // Followed by: uint64_t counts[clock_size_], key bytes, value bytes.
 };
-static_assert(sizeof(StoreEntry) % alignof(uint64_t) == 0, "counts follow the header aligned");
+static_assert(sizeof(StoreEntry) == 16, "the header stays one 16-byte line");
+static_assert(kNodesMax <= 255, "origin and clock size fit a byte");
+
+class FrozenStore;
 
 class Store {
  public:
@@ -113,11 +128,24 @@ class Store {
   Iterator begin() const;
   Iterator end() const;
 
- private:
+  // A view of the store as it is now, readable from any thread for as long
+  // as it lives, while this store keeps changing. Costs a copy of the slot
+  // array. At most one freeze is live at a time. The view must be
+  // destroyed on the thread that owns the store (it frees retired blocks
+  // the store may still be retiring into).
+  FrozenStore Freeze();
+
   struct Slot {
     uint64_t hash = 0;
     StoreEntry* entry = nullptr;  // nullptr: empty.
   };
+  // Blocks a frozen view may still read: freed with the view.
+  struct Retired {
+    std::vector<StoreEntry*> blocks;
+    ~Retired();
+  };
+
+ private:
   struct PendingTombstone {
     std::string key;
     uint32_t origin;
@@ -133,12 +161,20 @@ class Store {
   void Grow();
   void Erase(size_t slot);
   void FreeAll();
+  // Frees a block, or retires it if the live freeze can see it.
+  void Release(StoreEntry* entry);
+  bool SharedWithFreeze(const StoreEntry* entry) const {
+    return entry->generation_ < generation_ && !freeze_.expired();
+  }
 
   std::unique_ptr<Slot[]> slots_;
   size_t mask_ = 0;  // Slot count - 1 (a power of two); 0 with no table.
   size_t size_ = 0;
   std::deque<PendingTombstone> pending_tombstones_;
   size_t tombstones_ = 0;
+  // Bumped by each Freeze: blocks made before it are the frozen view's.
+  uint32_t generation_ = 0;
+  std::weak_ptr<Retired> freeze_;
 };
 
 class Store::Iterator {
@@ -154,12 +190,30 @@ class Store::Iterator {
 
  private:
   friend class Store;
+  friend class FrozenStore;
   Iterator(const Slot* slot, const Slot* end) : slot_(slot), end_(end) { SkipEmpty(); }
   void SkipEmpty() {
     while (slot_ != end_ && slot_->entry == nullptr) ++slot_;
   }
   const Slot* slot_;
   const Slot* end_;
+};
+
+class FrozenStore {
+ public:
+  FrozenStore() = default;
+  size_t size() const { return size_; }
+  Store::Iterator begin() const { return {slots_.get(), slots_.get() + slot_count_}; }
+  Store::Iterator end() const {
+    return {slots_.get() + slot_count_, slots_.get() + slot_count_};
+  }
+
+ private:
+  friend class Store;
+  std::unique_ptr<Store::Slot[]> slots_;
+  size_t slot_count_ = 0;
+  size_t size_ = 0;
+  std::shared_ptr<Store::Retired> retired_;
 };
 
 }  // namespace kvd::core

@@ -462,9 +462,14 @@ void Node::MaybeSnapshot() {
   if (shutting_down_ || snapshot_writer_.running()) return;
   // The log found at start-up counts too: restarts must not let it grow
   // past the bound a running node keeps.
+  // And the log must grow at least as much as the last snapshot's size
+  // (Redis's auto-aof-rewrite-percentage 100): a store larger than the
+  // bound would otherwise be rewritten whole for every bound's worth of
+  // writes, more bytes on disk for snapshots than for the log itself.
   uint64_t wal_bytes = wal_.recovered_bytes() + wal_.appended_bytes();
-  bool wal_large = config_.snapshot_wal_bytes > 0 &&
-                   wal_bytes - wal_bytes_at_snapshot_ >= config_.snapshot_wal_bytes;
+  uint64_t bound = std::max<uint64_t>(config_.snapshot_wal_bytes, last_snapshot_bytes_);
+  bool wal_large =
+      config_.snapshot_wal_bytes > 0 && wal_bytes - wal_bytes_at_snapshot_ >= bound;
   if (!wal_large && !snapshot_requested_) return;
   // A transfer being received is staged outside the state an image shows,
   // and its begin record must stay in the log: wait until it is installed.
@@ -475,25 +480,40 @@ void Node::MaybeSnapshot() {
 void Node::StartSnapshot() {
   uint64_t started_ms = uv_hrtime() / 1000000;
   uint64_t segment = 0;
-  if (core::Status s = wal_.Rotate(&segment); !s.ok()) {
+  // Only --fsync always syncs the old segment here: acks wait on it, and
+  // group commit leaves little to sync. Otherwise it could hold a second
+  // of writes (or, with no, up to --snapshot-wal-bytes): a stall.
+  WalFile::RotateSync sync = config_.fsync == FsyncPolicy::kAlways ? WalFile::RotateSync::kNow
+                             : config_.fsync == FsyncPolicy::kEverySec
+                                 ? WalFile::RotateSync::kLater
+                                 : WalFile::RotateSync::kNever;
+  if (core::Status s = wal_.Rotate(sync, &segment); !s.ok()) {
     if (s.code() == core::Code::kUnavailable) return;  // Try again next turn.
     Fatal(s.message());
     return;
   }
   snapshot_requested_ = false;
   wal_bytes_at_snapshot_ = wal_.recovered_bytes() + wal_.appended_bytes();
-  ReleaseDurable();  // The rotation synced everything appended so far.
-  std::string bytes;
-  replica_.Image([&bytes](const core::Record& record) { storage::AppendRecord(record, &bytes); });
-  core::Record end;
-  end.kind = core::RecordKind::kSnapshotEnd;
-  storage::AppendRecord(end, &bytes);
-  size_t size = bytes.size();
-  KV_LOG(kInfo, "snapshot %llu: %zu bytes encoded in %llu ms; writing", (unsigned long long)segment,
-         size, (unsigned long long)(uv_hrtime() / 1000000 - started_ms));
-  snapshot_writer_.Start(loop_, segment, std::move(bytes),
-                         [this, segment, size, started_ms](core::Status status) {
-                           OnSnapshotWritten(status, segment, size, started_ms);
+  ReleaseDurable();  // With kNow, the rotation synced everything appended so far.
+  // The loop's whole cost: a copy of the store's slot array and of the
+  // replication log. Encoding and writing happen on the thread pool.
+  auto image = std::make_shared<core::ReplicaImage>(replica_.Freeze());
+  uint64_t frozen_ms = uv_hrtime() / 1000000 - started_ms;
+  KV_LOG(kInfo, "snapshot %llu: %zu keys frozen in %llu ms; writing", (unsigned long long)segment,
+         image->keys(), (unsigned long long)frozen_ms);
+  auto encode = [image](std::string* out, const std::function<void()>& flush) {
+    constexpr size_t kChunkBytes = 1 << 20;
+    image->Visit([&](const core::Record& record) {
+      storage::AppendRecord(record, out);
+      if (out->size() >= kChunkBytes) flush();
+    });
+    core::Record end;
+    end.kind = core::RecordKind::kSnapshotEnd;
+    storage::AppendRecord(end, out);
+  };
+  snapshot_writer_.Start(loop_, segment, std::move(encode),
+                         [this, segment, started_ms](core::Status status, size_t bytes) {
+                           OnSnapshotWritten(status, segment, bytes, started_ms);
                          });
 }
 
@@ -508,6 +528,7 @@ void Node::OnSnapshotWritten(core::Status status, uint64_t segment, size_t bytes
   }
   wal_.RemoveSegmentsBefore(segment);
   RemoveSnapshotsBefore(config_.data_dir, segment);
+  last_snapshot_bytes_ = bytes;
   uint64_t took_ms = uv_hrtime() / 1000000 - started_ms;
   KV_LOG(kInfo, "snapshot %llu durable: %zu bytes in %llu ms; older log segments removed",
          (unsigned long long)segment, bytes, (unsigned long long)took_ms);

@@ -217,6 +217,7 @@ class Node : public StreamHandler, public PeerLinkOwner {
   SnapshotWriter snapshot_writer_;
   // Recovered plus appended WAL bytes when the last snapshot began.
   uint64_t wal_bytes_at_snapshot_ = 0;
+  uint64_t last_snapshot_bytes_ = 0;  // Of the last one this process wrote.
   bool snapshot_requested_ = false;
   // Admin requests waiting for the snapshot under way (or the next one).
   std::vector<std::pair<uint64_t, uint32_t>> snapshot_waiters_;  // Stream id, slot.

@@ -4,11 +4,14 @@
 // the snapshot does not cover: recovery loads the newest complete
 // snapshot, then replays the segments from that number on.
 //
-// Writing one: the node rotates its WAL and encodes the image on the loop
-// (one consistent state, the loop's only cost), then SnapshotWriter writes
-// it to a temporary file, fsyncs it, renames it into place and fsyncs the
-// directory on libuv's thread pool. Only then are the older segments and
-// snapshots removed, so a crash at any point leaves a recoverable set.
+// Writing one: the node rotates its WAL and freezes its replica's state
+// (Replica::Freeze: a copy of the store's slot array, the loop's only
+// cost). On a thread of its own, at a lower priority than the loop (nice
+// +10: on a busy machine encoding a large store must not take the loop's
+// CPU), SnapshotWriter then encodes the frozen image in chunks into a
+// temporary file, fsyncs it, renames it into place
+// and fsyncs the directory. Only then are the older segments and snapshots
+// removed, so a crash at any point leaves a recoverable set.
 #pragma once
 
 #include <uv.h>
@@ -39,23 +42,33 @@ class SnapshotWriter {
   SnapshotWriter(const SnapshotWriter&) = delete;
   SnapshotWriter& operator=(const SnapshotWriter&) = delete;
 
-  // Writes `bytes` as the snapshot for `segment` off the loop; `done` runs
-  // on the loop with the outcome. REQUIRES: !running().
-  void Start(uv_loop_t* loop, uint64_t segment, std::string bytes,
-             std::function<void(core::Status)> done);
+  // Runs on the snapshot thread and produces the snapshot's bytes: appends to
+  // *out and calls flush() whenever *out has grown enough (flush writes it
+  // out and empties it). It must touch nothing the loop changes.
+  using Encoder = std::function<void(std::string* out, const std::function<void()>& flush)>;
+  // Encodes and writes the snapshot for `segment` off the loop; `done` runs
+  // on the loop with the outcome and the file's size, after `encode` is
+  // destroyed (on the loop too). Keeps the loop alive until then.
+  // REQUIRES: !running().
+  void Start(uv_loop_t* loop, uint64_t segment, Encoder encode,
+             std::function<void(core::Status, size_t bytes)> done);
   bool running() const { return running_; }
 
  private:
-  static void OnWork(uv_work_t* request);
-  static void OnDone(uv_work_t* request, int status);
+  static void ThreadMain(void* arg);
+  static void OnThreadDone(uv_async_t* handle);
+  static void OnClosed(uv_handle_t* handle);
+  void Work();
 
   std::string dir_;
-  uv_work_t request_;
+  uv_thread_t thread_;
+  uv_async_t thread_done_;  // Initialised per snapshot, closed after it.
   bool running_ = false;
   uint64_t segment_ = 0;
-  std::string bytes_;
+  Encoder encode_;
+  size_t bytes_ = 0;
   core::Status result_;
-  std::function<void(core::Status)> done_;
+  std::function<void(core::Status, size_t)> done_;
 };
 
 }  // namespace kvd::io

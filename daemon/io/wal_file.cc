@@ -31,6 +31,7 @@ WalFile::WalFile(std::string dir) : dir_(std::move(dir)) {}
 WalFile::~WalFile() {
   if (fd_ >= 0) close(fd_);
   if (retired_fd_ >= 0) close(retired_fd_);
+  if (unsynced_fd_ >= 0) close(unsynced_fd_);
 }
 
 core::Status WalFile::Recover(const std::function<core::Status(const core::Record&)>& replay,
@@ -97,10 +98,16 @@ core::Status WalFile::Append(const std::string& bytes) {
 void WalFile::SyncAsync(uv_loop_t* loop, std::function<void(core::Status)> on_synced) {
   if (syncing_ || durable_ == appended_) return;
   syncing_ = true;
+  loop_ = loop;
   sync_target_ = appended_;
   on_synced_ = std::move(on_synced);
+  syncing_unsynced_ = unsynced_fd_ >= 0;
+  StartFdatasync(syncing_unsynced_ ? unsynced_fd_ : fd_);
+}
+
+void WalFile::StartFdatasync(int fd) {
   sync_request_.data = this;
-  int rc = uv_fs_fdatasync(loop, &sync_request_, fd_, OnSynced);
+  int rc = uv_fs_fdatasync(loop_, &sync_request_, fd, OnSynced);
   if (rc < 0) {
     syncing_ = false;
     on_synced_(core::Status::Internal(std::string("fdatasync: ") + uv_strerror(rc)));
@@ -111,6 +118,16 @@ void WalFile::OnSynced(uv_fs_t* request) {
   auto* wal = static_cast<WalFile*>(request->data);
   ssize_t result = request->result;
   uv_fs_req_cleanup(request);
+  if (wal->syncing_unsynced_) {
+    // The segment rotated away is on disk: now the current one.
+    wal->syncing_unsynced_ = false;
+    close(wal->unsynced_fd_);
+    wal->unsynced_fd_ = -1;
+    if (result >= 0) {
+      wal->StartFdatasync(wal->fd_);
+      return;
+    }
+  }
   wal->syncing_ = false;
   core::Status status;
   if (result < 0) {
@@ -126,12 +143,14 @@ void WalFile::OnSynced(uv_fs_t* request) {
   wal->on_synced_(status);
 }
 
-core::Status WalFile::Rotate(uint64_t* segment) {
-  if (retired_fd_ >= 0) {
+core::Status WalFile::Rotate(RotateSync sync, uint64_t* segment) {
+  if (retired_fd_ >= 0 || unsynced_fd_ >= 0 || (sync == RotateSync::kLater && syncing_)) {
     return core::Status::Unavailable("the segment rotated away last is still syncing");
   }
-  if (fdatasync(fd_) != 0) return Errno("fdatasync " + path_);
-  durable_ = appended_;
+  if (sync == RotateSync::kNow) {
+    if (fdatasync(fd_) != 0) return Errno("fdatasync " + path_);
+    durable_ = appended_;
+  }
   std::string next_path = dir_ + "/" + SegmentName(segment_ + 1);
   int next_fd = open(next_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (next_fd < 0) return Errno("open " + next_path);
@@ -142,7 +161,9 @@ core::Status WalFile::Rotate(uint64_t* segment) {
   }
   // A sync still running holds the old descriptor: it is closed when that
   // sync completes, not before.
-  if (syncing_) {
+  if (sync == RotateSync::kLater) {
+    unsynced_fd_ = fd_;
+  } else if (syncing_) {
     retired_fd_ = fd_;
   } else {
     close(fd_);
@@ -164,6 +185,11 @@ void WalFile::RemoveSegmentsBefore(uint64_t segment) {
 }
 
 core::Status WalFile::SyncNow() {
+  if (unsynced_fd_ >= 0 && !syncing_) {
+    if (fdatasync(unsynced_fd_) != 0) return Errno("fdatasync of the previous segment");
+    close(unsynced_fd_);
+    unsynced_fd_ = -1;
+  }
   if (fd_ < 0 || durable_ == appended_) return core::Status::Ok();
   if (fdatasync(fd_) != 0) return Errno("fdatasync " + path_);
   durable_ = appended_;

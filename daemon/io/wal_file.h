@@ -41,10 +41,22 @@ class WalFile {
   core::Status Recover(const std::function<core::Status(const core::Record&)>& replay,
                        bool truncate_corrupt, uint64_t first_segment, uint64_t* records);
 
-  // Syncs the current segment (blocking: once per snapshot) and continues
-  // in a new one, whose number it returns in *segment. Every byte appended
-  // so far is durable afterwards.
-  core::Status Rotate(uint64_t* segment);
+  // What Rotate does with the segment it leaves.
+  enum class RotateSync : uint8_t {
+    // fdatasync it now, blocking (--fsync always: acks wait for it, and
+    // group commit leaves little unsynced). Every byte appended so far is
+    // durable afterwards.
+    kNow,
+    // The next SyncAsync syncs it, then the new segment (--fsync everysec:
+    // up to a second of writes, too slow to sync on the loop).
+    kLater,
+    // Close it: the OS writes it back (--fsync no).
+    kNever,
+  };
+  // Continues in a new segment, whose number it returns in *segment.
+  // Unavailable while the previous rotation's segment or a sync is still
+  // pending: try again on a later turn.
+  core::Status Rotate(RotateSync sync, uint64_t* segment);
   // Removes the segments before `segment` (a durable snapshot covers them).
   void RemoveSegmentsBefore(uint64_t segment);
   uint64_t segment() const { return segment_; }
@@ -70,6 +82,7 @@ class WalFile {
 
  private:
   static void OnSynced(uv_fs_t* request);
+  void StartFdatasync(int fd);
 
   std::string dir_;
   std::string path_;
@@ -77,6 +90,12 @@ class WalFile {
   // A segment rotated away while a sync of it was running: closed once
   // that sync completes.
   int retired_fd_ = -1;
+  // A segment rotated away with RotateSync::kLater: the next SyncAsync
+  // syncs and closes it before syncing fd_. (Recovery drops every segment
+  // after a damaged one, so the old one must not lag behind the new.)
+  int unsynced_fd_ = -1;
+  bool syncing_unsynced_ = false;
+  uv_loop_t* loop_ = nullptr;
   uint64_t segment_ = 1;
   uint64_t appended_ = 0;  // Bytes appended since open, in this process, all segments.
   uint64_t recovered_ = 0;

@@ -16,7 +16,7 @@ namespace {
 
 constexpr uint32_t kN1 = 0, kN2 = 1, kN3 = 2;
 
-std::vector<Record> ImageOf(const Replica& replica) {
+std::vector<Record> ImageOf(Replica& replica) {
   std::vector<Record> records;
   replica.Image([&](const Record& record) { records.push_back(record); });
   return records;
@@ -106,6 +106,33 @@ Test(snapshot, image_restores_store_clock_identity_and_log) {
   cr_assert(back.identity_recorded());
   KV_ASSERT_STR_EQ(back.cluster_id(), "test-cluster");
   cr_assert(back.accepting_writes());
+}
+
+// The node encodes a frozen image on another thread while it goes on
+// taking writes: what it encodes must be the state at the freeze.
+Test(snapshot, frozen_image_is_the_state_at_the_freeze) {
+  Cluster c(3);
+  c.ConnectAll();
+  c.Settle();
+  c.node(kN1).HoldLink(kN3);
+  Populate(c, 12);
+  Replica& n1 = c.node(kN1);
+  std::vector<Record> expected = ImageOf(n1);
+  ReplicaImage frozen = n1.Freeze();
+  VectorClock clock_at_freeze = n1.clock();
+  Populate(c, 12);  // Overwrites, deletes and new keys after the freeze.
+  c.now += 100;
+  c.Settle();
+  cr_assert_not(n1.clock() == clock_at_freeze, "the node moved on");
+
+  std::vector<Record> visited;
+  frozen.Visit([&](const Record& record) { visited.push_back(record); });
+  cr_assert_eq(visited.size(), expected.size());
+  Replica from_frozen = Restored(c.Config(kN1), visited);
+  Replica from_expected = Restored(c.Config(kN1), expected);
+  cr_assert(from_frozen.clock() == clock_at_freeze);
+  cr_assert(SameStore(from_frozen.store(), from_expected.store()));
+  cr_assert_eq(from_frozen.log().size(), from_expected.log().size());
 }
 
 Test(snapshot, image_then_log_replay_equals_the_state_before_the_crash) {
