@@ -204,9 +204,7 @@ class FrozenStore {
   FrozenStore() = default;
   size_t size() const { return size_; }
   Store::Iterator begin() const { return {slots_.get(), slots_.get() + slot_count_}; }
-  Store::Iterator end() const {
-    return {slots_.get() + slot_count_, slots_.get() + slot_count_};
-  }
+  Store::Iterator end() const { return {slots_.get() + slot_count_, slots_.get() + slot_count_}; }
 
  private:
   friend class Store;

@@ -468,8 +468,7 @@ void Node::MaybeSnapshot() {
   // writes, more bytes on disk for snapshots than for the log itself.
   uint64_t wal_bytes = wal_.recovered_bytes() + wal_.appended_bytes();
   uint64_t bound = std::max<uint64_t>(config_.snapshot_wal_bytes, last_snapshot_bytes_);
-  bool wal_large =
-      config_.snapshot_wal_bytes > 0 && wal_bytes - wal_bytes_at_snapshot_ >= bound;
+  bool wal_large = config_.snapshot_wal_bytes > 0 && wal_bytes - wal_bytes_at_snapshot_ >= bound;
   if (!wal_large && !snapshot_requested_) return;
   // A transfer being received is staged outside the state an image shows,
   // and its begin record must stay in the log: wait until it is installed.

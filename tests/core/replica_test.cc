@@ -344,7 +344,8 @@ ParameterizedTest(Permutation* perm, replica, concurrent_writes_same_winner_in_a
   cr_assert(x->version() == best->clock);
   cr_assert_eq(x->origin(), best->origin);
   const Store::Entry* y = n4.store().Find("y");
-  cr_assert(y->value() == "y2", "equal sums: the higher origin wins, got %s", std::string(y->value()).c_str());
+  cr_assert(y->value() == "y2", "equal sums: the higher origin wins, got %s",
+            std::string(y->value()).c_str());
   cr_assert(n4.clock() == (VectorClock{4, 2, 2, 0}));
 
   // Once everyone has everything, every node agrees.

@@ -6,8 +6,8 @@
 #include <array>
 #include <map>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "tests/core/test_util.h"
@@ -89,7 +89,8 @@ Test(store, concurrent_writes_equal_sum_higher_origin_wins) {
     store.Apply(order == 0 ? low : high);
     store.Apply(order == 0 ? high : low);
     const Store::Entry* entry = store.Find("x");
-    cr_assert(entry->value() == "high", "order %d: got %s", order, std::string(entry->value()).c_str());
+    cr_assert(entry->value() == "high", "order %d: got %s", order,
+              std::string(entry->value()).c_str());
     cr_assert_eq(entry->origin(), 2u);
     cr_assert(entry->version() == (VectorClock{0, 0, 1}));
   }
