@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "daemon/io/file_util.h"
 #include "daemon/io/log.h"
 #include "daemon/storage/wal_format.h"
 #include "schema/fingerprint.h"
@@ -166,6 +167,11 @@ core::Status Node::Start(uv_loop_t* loop) {
 
 core::Status Node::Recover() {
   uint64_t started_ms = uv_hrtime() / 1000000;
+  // A new node's directory may not exist yet (etcd creates it too); its
+  // parent must.
+  if (mkdir(config_.data_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Errno("create data directory " + config_.data_dir);
+  }
   auto restore = [this](const core::Record& record) { return replica_.Restore(record, now_ms()); };
   uint64_t segment = 0;
   uint64_t snapshot_records = 0;
