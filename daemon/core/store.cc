@@ -63,7 +63,7 @@ Store::~Store() { FreeAll(); }
 void Store::FreeAll() {
   if (slots_) {
     for (size_t i = 0; i <= mask_; ++i) {
-      if (slots_[i].entry != nullptr) Release(slots_[i].entry);
+      if (!slots_[i].empty()) Release(slots_[i].entry());
     }
   }
   slots_.reset();
@@ -114,7 +114,7 @@ bool Store::Apply(std::string_view key, std::string_view value, std::span<const 
   if (is_delete) value = {};
   uint64_t hash = HashKey(key);
   size_t slot = slots_ ? Probe(key, hash) : 0;
-  StoreEntry* entry = slots_ ? slots_[slot].entry : nullptr;
+  StoreEntry* entry = slots_ ? slots_[slot].entry() : nullptr;
   size_t block_bytes = StoreEntry::BlockBytes(version.size(), key.size(), value.size());
   if (entry != nullptr) {
     bool wins = Supersedes(SumOf(version), origin, entry->version_sum(), entry->origin_);
@@ -137,12 +137,15 @@ bool Store::Apply(std::string_view key, std::string_view value, std::span<const 
     ++size_;
   }
   if (entry == nullptr) {
-    entry = new (AllocateOrDie(block_bytes)) StoreEntry();
+    void* block = AllocateOrDie(block_bytes);
+    // The slot's tag lives in the pointer's top 16 bits.
+    KV_ASSERT((reinterpret_cast<uintptr_t>(block) & ~Slot::kPointerMask) == 0);
+    entry = new (block) StoreEntry();
     entry->clock_size_ = static_cast<uint8_t>(version.size());
     entry->generation_ = generation_;
     entry->key_size_ = static_cast<uint32_t>(key.size());
     std::memcpy(entry->bytes() + version.size() * sizeof(uint64_t), key.data(), key.size());
-    slots_[slot] = {hash, entry};
+    slots_[slot] = Slot::Of(entry, hash);
   }
   entry->value_size_ = static_cast<uint32_t>(value.size());
   entry->origin_ = static_cast<uint8_t>(origin);
@@ -161,10 +164,11 @@ bool Store::Apply(std::string_view key, std::string_view value, std::span<const 
 
 size_t Store::Probe(std::string_view key, uint64_t hash) const {
   size_t i = hash & mask_;
+  uint64_t tag = Slot::TagOf(hash);
   while (true) {
     const Slot& slot = slots_[i];
-    if (slot.entry == nullptr) return i;
-    if (slot.hash == hash && slot.entry->key() == key) return i;
+    if (slot.empty()) return i;
+    if (slot.tag() == tag && slot.entry()->key() == key) return i;
     i = (i + 1) & mask_;
   }
 }
@@ -175,9 +179,9 @@ void Store::Grow() {
   size_t mask = slot_count - 1;
   if (slots_) {
     for (size_t i = 0; i <= mask_; ++i) {
-      if (slots_[i].entry == nullptr) continue;
-      size_t j = slots_[i].hash & mask;
-      while (grown[j].entry != nullptr) j = (j + 1) & mask;
+      if (slots_[i].empty()) continue;
+      size_t j = HashKey(slots_[i].entry()->key()) & mask;
+      while (!grown[j].empty()) j = (j + 1) & mask;
       grown[j] = slots_[i];
     }
   }
@@ -189,12 +193,12 @@ void Store::Grow() {
 // it move back, so lookups never need "deleted" markers and probe chains
 // stay as short as if the key had never been there.
 void Store::Erase(size_t hole) {
-  Release(slots_[hole].entry);
+  Release(slots_[hole].entry());
   size_t next = hole;
   while (true) {
     next = (next + 1) & mask_;
-    if (slots_[next].entry == nullptr) break;
-    size_t home = slots_[next].hash & mask_;
+    if (slots_[next].empty()) break;
+    size_t home = HashKey(slots_[next].entry()->key()) & mask_;
     // The entry at `next` may move into the hole if the hole lies on its
     // probe path, from its home slot up to `next`.
     if (((next - home) & mask_) >= ((next - hole) & mask_)) {
@@ -208,7 +212,7 @@ void Store::Erase(size_t hole) {
 
 const Store::Entry* Store::Find(std::string_view key) const {
   if (!slots_) return nullptr;
-  return slots_[Probe(key, HashKey(key))].entry;
+  return slots_[Probe(key, HashKey(key))].entry();
 }
 
 Store::Iterator Store::begin() const {
@@ -227,7 +231,7 @@ size_t Store::CollectTombstones(const VectorClock& all_applied, const VectorCloc
   while (!pending_tombstones_.empty()) {
     PendingTombstone& pending = pending_tombstones_.front();
     size_t slot = slots_ ? Probe(pending.key, HashKey(pending.key)) : 0;
-    const StoreEntry* entry = slots_ ? slots_[slot].entry : nullptr;
+    const StoreEntry* entry = slots_ ? slots_[slot].entry() : nullptr;
     bool current = entry != nullptr && entry->tombstone() && entry->origin() == pending.origin &&
                    entry->version_counts()[pending.origin] == pending.seq;
     if (!current) {  // Overwritten since: nothing to collect.

@@ -9,17 +9,19 @@
 //     version clock's counters, the key bytes, the value bytes. A 3-node
 //     entry with a 13-byte key and a 100-byte value is 153 bytes, one
 //     allocation instead of four (map node, key, value, clock);
-//   - the table is open addressing with linear probing over 16-byte slots
-//     {full hash, entry pointer}: a lookup touches one slot line and the
-//     entry, and the stored hash means a key is compared only when its
-//     hash matches and the table grows without rehashing a key.
+//   - the table is open addressing with linear probing over 8-byte slots:
+//     the entry pointer with 16 bits of the key's hash in its unused top
+//     bits (user-space pointers on x86-64 and arm64 Linux are below 2^48;
+//     allocation checks it). A lookup touches one slot line and the entry,
+//     and a key is compared only when its tag matches (1 in 65,536 for
+//     another key). Growing and deleting rehash the keys they move.
 //
 // Freezing (for snapshots): Freeze() copies only the slot array and hands
 // out a FrozenStore that another thread may read while this one goes on
 // changing the store. Blocks the frozen view can see are never written or
 // freed while it lives: a write to such a key gets a new block, and the old
 // one is retired into the view, freed with it. So a snapshot costs the loop
-// one memcpy of the table (~32 bytes per key), not an encode of every key.
+// one memcpy of the table (~16 bytes per key), not an encode of every key.
 #pragma once
 
 #include <cstddef>
@@ -130,15 +132,25 @@ class Store {
 
   // A view of the store as it is now, readable from any thread for as long
   // as it lives, while this store keeps changing. Costs a copy of the slot
-  // array. At most one freeze is live at a time. The view must be
+  // array (8 bytes a slot). At most one freeze is live at a time. The view must be
   // destroyed on the thread that owns the store (it frees retired blocks
   // the store may still be retiring into).
   FrozenStore Freeze();
 
   struct Slot {
-    uint64_t hash = 0;
-    StoreEntry* entry = nullptr;  // nullptr: empty.
+    static constexpr int kTagShift = 48;
+    static constexpr uint64_t kPointerMask = (uint64_t{1} << kTagShift) - 1;
+    static uint64_t TagOf(uint64_t hash) { return hash >> kTagShift; }
+    static Slot Of(StoreEntry* entry, uint64_t hash) {
+      return {reinterpret_cast<uintptr_t>(entry) | (TagOf(hash) << kTagShift)};
+    }
+    StoreEntry* entry() const { return reinterpret_cast<StoreEntry*>(bits & kPointerMask); }
+    uint64_t tag() const { return bits >> kTagShift; }
+    bool empty() const { return bits == 0; }
+
+    uint64_t bits = 0;  // 0: empty.
   };
+  static_assert(sizeof(void*) == 8, "slots pack a tag into a 64-bit pointer");
   // Blocks a frozen view may still read: freed with the view.
   struct Retired {
     std::vector<StoreEntry*> blocks;
@@ -179,8 +191,8 @@ class Store {
 
 class Store::Iterator {
  public:
-  const StoreEntry& operator*() const { return *slot_->entry; }
-  const StoreEntry* operator->() const { return slot_->entry; }
+  const StoreEntry& operator*() const { return *slot_->entry(); }
+  const StoreEntry* operator->() const { return slot_->entry(); }
   Iterator& operator++() {
     ++slot_;
     SkipEmpty();
@@ -193,7 +205,7 @@ class Store::Iterator {
   friend class FrozenStore;
   Iterator(const Slot* slot, const Slot* end) : slot_(slot), end_(end) { SkipEmpty(); }
   void SkipEmpty() {
-    while (slot_ != end_ && slot_->entry == nullptr) ++slot_;
+    while (slot_ != end_ && slot_->empty()) ++slot_;
   }
   const Slot* slot_;
   const Slot* end_;
