@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps build asan test test-fast run demo bench bench-micro bench-durability fuzz \
+.PHONY: all deps build asan test test-fast run demo bench bench-micro bench-durability bench-group-commit fuzz \
         install uninstall \
         format format-check clean
 
@@ -84,6 +84,11 @@ bench: build
 bench-durability: build
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="python3"
 	bench/durability.sh --build $(BUILD_DIR)
+
+# --fsync always: put throughput and fdatasync/s as the load grows.
+bench-group-commit: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="python3 linux-perf"
+	bench/group_commit.sh --build $(BUILD_DIR)
 
 bench-micro: build
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target bench_micro

@@ -98,8 +98,8 @@ node recover 1 no --snapshot-wal-bytes 0
 wal_ms=$(recovery_line | sed -E 's/.* in ([0-9]+) ms.*/\1/')
 log "recovery from the log ($wal_bytes bytes): $wal_ms ms ($(recovery_line))"
 "$kvctl" --admin "$tmp/recover.1.sock" --timeout 120000 snapshot >/dev/null
-encode_ms=$(grep 'bytes encoded in' "$tmp/recover.1.log" | tail -1 | sed -E 's/.* encoded in ([0-9]+) ms.*/\1/')
-log "snapshot of $records keys encoded on the loop in $encode_ms ms"
+freeze_ms=$(grep 'keys frozen in' "$tmp/recover.1.log" | tail -1 | sed -E 's/.* frozen in ([0-9]+) ms.*/\1/')
+log "snapshot of $records keys: the loop's share (rotate + freeze) $freeze_ms ms"
 stop_node recover 1
 snapshot_bytes=$(du -sb "$tmp/recover.1" | cut -f1)
 node recover 1 no --snapshot-wal-bytes 0
@@ -128,7 +128,7 @@ cat >"$out_dir/durability.json" <<JSON
  "put_ops_per_sec": {"always": ${put_ops[always]}, "everysec": ${put_ops[everysec]}, "no": ${put_ops[no]}},
  "put_p99_us": {"always": ${put_p99[always]}, "everysec": ${put_p99[everysec]}, "no": ${put_p99[no]}},
  "recovery": {"records": $records, "from_log_ms": $wal_ms, "log_bytes": $wal_bytes,
-              "snapshot_encode_ms": $encode_ms,
+              "snapshot_loop_stall_ms": $freeze_ms,
               "from_snapshot_ms": $snapshot_ms, "snapshot_bytes": $snapshot_bytes},
  "catchup": {"writes": $catchup, "ms": $catchup_ms}}
 JSON
@@ -138,6 +138,6 @@ printf '%-44s %s puts/s (p99 %s us)\n' "3 nodes, C=50 P=16, --fsync everysec" "$
 printf '%-44s %s puts/s (p99 %s us)\n' "3 nodes, C=50 P=16, --fsync no" "${put_ops[no]}" "${put_p99[no]}"
 printf '%-44s %s ms\n' "recovery of $records records from the log" "$wal_ms"
 printf '%-44s %s ms\n' "recovery of the same state from a snapshot" "$snapshot_ms"
-printf '%-44s %s ms\n' "encoding that snapshot (the loop's stall)" "$encode_ms"
+printf '%-44s %s ms\n' "that snapshot's stall of the loop (freeze)" "$freeze_ms"
 printf '%-44s %s ms\n' "catch-up after missing $catchup writes" "$catchup_ms"
 echo "wrote $out_dir/durability.json"
