@@ -3,11 +3,18 @@
  * data directory is wiped rejoins through its peers without losing or
  * reusing anything; a node that fell further behind than the peers'
  * replication logs hold catches up by a state transfer. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/integration/cluster.h"
@@ -227,4 +234,65 @@ Test(recovery, log_from_before_a_restart_counts_toward_the_next_snapshot) {
     kvt_sleep_ms(20);
   }
   kvt_stop();
+}
+
+/* A port nothing listens on right now (bound to 0, then released). */
+static int UnusedPort(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  cr_assert(bind(fd, (struct sockaddr*)&addr, sizeof(addr)) == 0);
+  socklen_t len = sizeof(addr);
+  getsockname(fd, (struct sockaddr*)&addr, &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+/* Runs a one-node kvd on `data_dir` until it has a log file there (or
+ * exits); returns its exit status after SIGTERM, or its own if it stopped. */
+static int RunOneNode(const char* data_dir, const char* admin, const char* wal) {
+  char cluster[64];
+  snprintf(cluster, sizeof(cluster), "1=127.0.0.1:%d", UnusedPort());
+  pid_t pid = fork();
+  cr_assert(pid >= 0);
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, STDERR_FILENO);
+    execl(KVD_PATH, KVD_PATH, "--id", "1", "--cluster", cluster, "--data-dir", data_dir,
+          "--admin-socket", admin, (char*)NULL);
+    _exit(127);
+  }
+  int status = 0;
+  for (uint64_t deadline = kvt_now_ms() + 10000; kvt_now_ms() < deadline; kvt_sleep_ms(10)) {
+    if (waitpid(pid, &status, WNOHANG) == pid) return status;
+    if (access(wal, F_OK) == 0) break;
+  }
+  kill(pid, SIGTERM);
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+/* Like etcd, kvd makes its data directory if it is missing; a missing
+ * parent is an error at start-up, not a failure on the first write. */
+Test(recovery, missing_data_directory_is_created) {
+  char base[] = "/tmp/kvt-mkdir-XXXXXX";
+  cr_assert_not_null(mkdtemp(base));
+  char data_dir[128], admin[128], wal[192];
+  snprintf(data_dir, sizeof(data_dir), "%s/data", base);
+  snprintf(admin, sizeof(admin), "%s/admin.sock", base);
+  snprintf(wal, sizeof(wal), "%s/wal-00000000000000000001.log", data_dir);
+  int status = RunOneNode(data_dir, admin, wal);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kvd status %d", status);
+  struct stat st;
+  cr_assert_eq(stat(data_dir, &st), 0, "data directory not created");
+  cr_assert_eq(st.st_mode & 0777, 0700, "data directory mode %o", st.st_mode & 0777);
+  cr_assert_eq(access(wal, F_OK), 0, "no log in the new directory");
+
+  char deep[160], deep_wal[224];
+  snprintf(deep, sizeof(deep), "%s/no/such/parent", base);
+  snprintf(deep_wal, sizeof(deep_wal), "%s/wal-00000000000000000001.log", deep);
+  status = RunOneNode(deep, admin, deep_wal);
+  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "kvd must refuse: status %d", status);
+  unlink(wal);
+  rmdir(data_dir);
+  rmdir(base);
 }
