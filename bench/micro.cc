@@ -102,6 +102,44 @@ void BM_StorePut(benchmark::State& state) {
 }
 BENCHMARK(BM_StorePut)->Arg(1000)->Arg(100000);
 
+// Overwrites in batches of 64 at random keys of 1M (a peer's write batch),
+// without (0) and with (1) the slot and entry prefetches PeerWrites issues.
+void BM_StoreApplyBatch(benchmark::State& state) {
+  constexpr uint64_t kKeys = 1000000;
+  constexpr size_t kBatch = 64, kSlotAhead = 8, kEntryAhead = 4;
+  const bool prefetch = state.range(0) != 0;
+  Store store;
+  std::vector<Write> writes(kBatch);
+  uint64_t seq = 0;
+  for (uint64_t i = 0; i < kKeys; ++i) {
+    Write w;
+    w.clock = VectorClock(3);
+    w.clock.Set(0, ++seq);
+    w.key = KeyOf(i);
+    w.value = std::string(100, 'x');
+    store.Apply(w);
+  }
+  for (Write& w : writes) {
+    w.clock = VectorClock(3);
+    w.value = std::string(100, 'y');
+  }
+  uint64_t rng = 88172645463325252ull;
+  for (auto _ : state) {
+    for (Write& w : writes) {
+      rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+      w.key = KeyOf(rng % kKeys);
+      w.clock.Set(0, ++seq);
+    }
+    for (size_t i = 0; i < kBatch; ++i) {
+      if (prefetch && i + kSlotAhead < kBatch) store.PrefetchSlot(writes[i + kSlotAhead].key);
+      if (prefetch && i + kEntryAhead < kBatch) store.PrefetchEntry(writes[i + kEntryAhead].key);
+      benchmark::DoNotOptimize(store.Apply(writes[i]));
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_StoreApplyBatch)->Arg(0)->Arg(1);
+
 void BM_StoreGet(benchmark::State& state) {
   const uint64_t keys = static_cast<uint64_t>(state.range(0));
   Store store;

@@ -215,6 +215,17 @@ const Store::Entry* Store::Find(std::string_view key) const {
   return slots_[Probe(key, HashKey(key))].entry();
 }
 
+void Store::PrefetchSlot(std::string_view key) const {
+  if (slots_) __builtin_prefetch(&slots_[HashKey(key) & mask_]);
+}
+
+void Store::PrefetchEntry(std::string_view key) const {
+  if (!slots_) return;
+  uint64_t hash = HashKey(key);
+  const Slot& home = slots_[hash & mask_];
+  if (!home.empty() && home.tag() == Slot::TagOf(hash)) __builtin_prefetch(home.entry());
+}
+
 Store::Iterator Store::begin() const {
   const Slot* first = slots_.get();
   return Iterator(first, slots_ ? first + mask_ + 1 : first);

@@ -103,6 +103,13 @@ class Store {
   // The entry for `key`, tombstones included; nullptr if there is none.
   const Entry* Find(std::string_view key) const;
 
+  // Hints for a batch of writes: a lookup is two cache misses (the slot,
+  // then the entry), so a caller applying writes in a row asks for the
+  // slot of a key some writes ahead, then for its entry (read through the
+  // slot, by then cached) a few writes later. No effect on the contents.
+  void PrefetchSlot(std::string_view key) const;
+  void PrefetchEntry(std::string_view key) const;
+
   // Tombstone collection. A tombstone may go once (1) every node has
   // applied it, and then (2) this node has applied every write that was
   // concurrent with it. Writes concurrent with a tombstone T were issued at
