@@ -501,7 +501,7 @@ void Node::StartSnapshot() {
   wal_bytes_at_snapshot_ = wal_.recovered_bytes() + wal_.appended_bytes();
   ReleaseDurable();  // With kNow, the rotation synced everything appended so far.
   // The loop's whole cost: a copy of the store's slot array and of the
-  // replication log. Encoding and writing happen on the thread pool.
+  // replication log. Encoding and writing happen on the snapshot thread.
   auto image = std::make_shared<core::ReplicaImage>(replica_.Freeze());
   uint64_t frozen_ms = uv_hrtime() / 1000000 - started_ms;
   KV_LOG(kInfo, "snapshot %llu: %zu keys frozen in %llu ms; writing", (unsigned long long)segment,
