@@ -144,6 +144,8 @@ class Store {
   // the store may still be retiring into).
   FrozenStore Freeze();
 
+ private:
+  friend class FrozenStore;
   struct Slot {
     static constexpr int kTagShift = 48;
     static constexpr uint64_t kPointerMask = (uint64_t{1} << kTagShift) - 1;
@@ -164,7 +166,6 @@ class Store {
     ~Retired();
   };
 
- private:
   struct PendingTombstone {
     std::string key;
     uint32_t origin;
