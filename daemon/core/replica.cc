@@ -162,13 +162,13 @@ Status Replica::Bootstrap(std::string_view cluster_id) {
   return Status::Ok();
 }
 
-ReplicaImage Replica::Freeze() {
+ReplicaImage Replica::Freeze(FreezeBuffer buffer) {
   KV_ASSERT(!incoming_);
   ReplicaImage image;
   if (identity_recorded_) image.cluster_id_ = cluster_id_;
   image.self_ = config_.self;
   image.clock_ = clock_;
-  image.store_ = store_.Freeze();
+  image.store_ = store_.Freeze(std::move(buffer));
   image.dropped_ = log_.dropped();
   image.log_.reserve(log_.end_index() - log_.begin_index());
   for (uint64_t i = log_.begin_index(); i < log_.end_index(); ++i) {

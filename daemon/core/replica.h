@@ -112,8 +112,11 @@ class Replica {
   // staged state is in neither): check receiving_transfer() first.
   // Freeze() takes the same image as an object another thread can visit
   // while this replica goes on (its cost here: copies of the store's slot
-  // array and of the replication log). One image may be live at a time.
-  ReplicaImage Freeze();
+  // array, into `buffer` if it is large enough (see FreezeBuffer), and of
+  // the replication log). One image may be live at a time.
+  ReplicaImage Freeze(FreezeBuffer buffer = {});
+  // What a FreezeBuffer for the next Freeze must hold.
+  size_t freeze_slots() const { return store_.slot_count(); }
   void Image(const std::function<void(const Record&)>& visit);
   bool receiving_transfer() const { return incoming_.has_value(); }
 

@@ -22,6 +22,9 @@ class ReplicaImage {
   // log's dropped clock, then the log's entries. Safe on any one thread.
   void Visit(const std::function<void(const Record&)>& visit) const;
   size_t keys() const { return store_.size(); }
+  // See FrozenStore::Detach: on the replica's thread, once visited; the
+  // image may then only be destroyed, on any thread.
+  void Detach() { store_.Detach(); }
 
  private:
   friend class Replica;

@@ -85,19 +85,40 @@ Store::Retired::~Retired() {
   for (StoreEntry* entry : blocks) std::free(entry);
 }
 
-FrozenStore Store::Freeze() {
+FreezeBuffer FreezeBuffer::Allocate(size_t slots) {
+  FreezeBuffer buffer;
+  buffer.slots_ = std::make_unique_for_overwrite<Store::Slot[]>(slots);
+  buffer.capacity_ = slots;
+  // One write per page faults it in here rather than in Freeze's memcpy.
+  constexpr size_t kSlotsPerPage = 4096 / sizeof(Store::Slot);
+  for (size_t i = 0; i < slots; i += kSlotsPerPage) buffer.slots_[i].bits = 0;
+  return buffer;
+}
+
+FrozenStore Store::Freeze() { return Freeze(FreezeBuffer()); }
+
+FrozenStore Store::Freeze(FreezeBuffer buffer) {
   KV_ASSERT(freeze_.expired());
   FrozenStore frozen;
   frozen.retired_ = std::make_shared<Retired>();
   freeze_ = frozen.retired_;
   ++generation_;
   frozen.size_ = size_;
-  if (slots_) {
-    frozen.slot_count_ = mask_ + 1;
-    frozen.slots_ = std::make_unique_for_overwrite<Slot[]>(frozen.slot_count_);
-    std::memcpy(frozen.slots_.get(), slots_.get(), frozen.slot_count_ * sizeof(Slot));
-  }
+  frozen.slot_count_ = slot_count();
+  if (frozen.slot_count_ == 0) return frozen;
+  frozen.slots_ = buffer.capacity_ >= frozen.slot_count_
+                      ? std::move(buffer.slots_)
+                      : std::make_unique_for_overwrite<Slot[]>(frozen.slot_count_);
+  std::memcpy(frozen.slots_.get(), slots_.get(), frozen.slot_count_ * sizeof(Slot));
   return frozen;
+}
+
+void FrozenStore::Detach() {
+  if (!retired_) return;
+  // The only owner: dropping it expires the store's weak pointer.
+  detached_ = std::make_unique<Store::Retired>();
+  detached_->blocks.swap(retired_->blocks);
+  retired_.reset();
 }
 
 bool Store::Apply(const Write& write) {

@@ -82,6 +82,7 @@ static_assert(sizeof(StoreEntry) == 16, "the header stays one 16-byte line");
 static_assert(kNodesMax <= 255, "origin and clock size fit a byte");
 
 class FrozenStore;
+class FreezeBuffer;
 
 class Store {
  public:
@@ -139,13 +140,18 @@ class Store {
 
   // A view of the store as it is now, readable from any thread for as long
   // as it lives, while this store keeps changing. Costs a copy of the slot
-  // array (8 bytes a slot). At most one freeze is live at a time. The view must be
-  // destroyed on the thread that owns the store (it frees retired blocks
-  // the store may still be retiring into).
+  // array (8 bytes a slot) into `buffer` if it holds slot_count() slots,
+  // else into fresh memory. At most one freeze is live at a time. Until
+  // FrozenStore::Detach, the view must be destroyed on the thread that owns
+  // the store (the store may still be retiring blocks into it).
+  FrozenStore Freeze(FreezeBuffer buffer);
   FrozenStore Freeze();
+  // Slots in the table: what a FreezeBuffer for the next Freeze must hold.
+  size_t slot_count() const { return slots_ ? mask_ + 1 : 0; }
 
  private:
   friend class FrozenStore;
+  friend class FreezeBuffer;
   struct Slot {
     static constexpr int kTagShift = 48;
     static constexpr uint64_t kPointerMask = (uint64_t{1} << kTagShift) - 1;
@@ -219,6 +225,23 @@ class Store::Iterator {
   const Slot* end_;
 };
 
+// Memory for a freeze's copy of the slot array, made ready ahead of the
+// freeze on any thread. Fresh memory costs a page fault per 4 KiB on first
+// touch: for 1M keys that made a freeze 10-27 ms on the loop instead of
+// the 2 ms of the copy itself.
+class FreezeBuffer {
+ public:
+  FreezeBuffer() = default;
+  // Room for `slots` slots, every page already touched.
+  static FreezeBuffer Allocate(size_t slots);
+  size_t capacity() const { return capacity_; }
+
+ private:
+  friend class Store;
+  std::unique_ptr<Store::Slot[]> slots_;
+  size_t capacity_ = 0;
+};
+
 class FrozenStore {
  public:
   FrozenStore() = default;
@@ -226,12 +249,20 @@ class FrozenStore {
   Store::Iterator begin() const { return {slots_.get(), slots_.get() + slot_count_}; }
   Store::Iterator end() const { return {slots_.get() + slot_count_, slots_.get() + slot_count_}; }
 
+  // Ends the freeze, on the store's thread, once the view has been read:
+  // from here on the store writes in place and frees what it replaces, so
+  // the view must not be read again; it may then be destroyed on any
+  // thread. That lets a node free what a snapshot retired (often hundreds
+  // of thousands of blocks, 10-25 ms) off its loop.
+  void Detach();
+
  private:
   friend class Store;
   std::unique_ptr<Store::Slot[]> slots_;
   size_t slot_count_ = 0;
   size_t size_ = 0;
-  std::shared_ptr<Store::Retired> retired_;
+  std::shared_ptr<Store::Retired> retired_;  // Null once detached.
+  std::unique_ptr<Store::Retired> detached_;
 };
 
 }  // namespace kvd::core

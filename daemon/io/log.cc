@@ -1,5 +1,6 @@
 #include "daemon/io/log.h"
 
+#include <atomic>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -8,7 +9,9 @@
 namespace kvd::io {
 namespace {
 
-LogLevel g_level = LogLevel::kInfo;
+// Atomic: the thread pool logs too (removing old files), while a reload
+// may change the level on the loop.
+std::atomic<LogLevel> g_level{LogLevel::kInfo};
 std::string g_node = "kvd";
 const bool g_journal = std::getenv("JOURNAL_STREAM") != nullptr;
 
@@ -53,9 +56,9 @@ bool ParseLogLevel(std::string_view text, LogLevel* level) {
   return false;
 }
 
-void SetLogLevel(LogLevel level) { g_level = level; }
+void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
 void SetLogNode(std::string_view name) { g_node = name; }
-bool LogEnabled(LogLevel level) { return level <= g_level; }
+bool LogEnabled(LogLevel level) { return level <= g_level.load(std::memory_order_relaxed); }
 
 void LogLine(LogLevel level, const char* format, ...) {
   char message[2048];

@@ -117,7 +117,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // --- Snapshots -------------------------------------------------------------
   core::Status Recover();
   void MaybeSnapshot();
-  void StartSnapshot();
+  void PrepareSnapshot();
+  void StartSnapshot(core::FreezeBuffer buffer);
   void OnSnapshotWritten(core::Status status, uint64_t segment, size_t bytes, uint64_t started_ms);
   void ReplySnapshotWaiters(fb::Status status, const std::string& message);
   void SendReply(const core::Reply& reply);
@@ -219,6 +220,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   uint64_t wal_bytes_at_snapshot_ = 0;
   uint64_t last_snapshot_bytes_ = 0;  // Of the last one this process wrote.
   bool snapshot_requested_ = false;
+  // From preparing the freeze buffer until the old files are removed.
+  bool snapshot_busy_ = false;
   // Admin requests waiting for the snapshot under way (or the next one).
   std::vector<std::pair<uint64_t, uint32_t>> snapshot_waiters_;  // Stream id, slot.
   struct Waiting {

@@ -38,7 +38,7 @@ core::Status WalFile::Recover(const std::function<core::Status(const core::Recor
                               bool truncate_corrupt, uint64_t first_segment, uint64_t* records) {
   *records = 0;
   // Left by a crash between a snapshot's rename and the clean-up after it.
-  RemoveSegmentsBefore(first_segment);
+  RemoveSegmentsBefore(dir_, first_segment);
   std::vector<uint64_t> segments = ListSegments(dir_);
   std::string bytes;
   core::Status replay_status;
@@ -174,10 +174,10 @@ core::Status WalFile::Rotate(RotateSync sync, uint64_t* segment) {
   return core::Status::Ok();
 }
 
-void WalFile::RemoveSegmentsBefore(uint64_t segment) {
-  for (uint64_t old : ListSegments(dir_)) {
+void WalFile::RemoveSegmentsBefore(const std::string& dir, uint64_t segment) {
+  for (uint64_t old : ListSegments(dir)) {
     if (old >= segment) break;
-    std::string path = dir_ + "/" + SegmentName(old);
+    std::string path = dir + "/" + SegmentName(old);
     if (unlink(path.c_str()) != 0) {
       KV_LOG(kWarn, "cannot remove %s: %s", path.c_str(), std::strerror(errno));
     }

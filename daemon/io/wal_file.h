@@ -57,8 +57,9 @@ class WalFile {
   // Unavailable while the previous rotation's segment or a sync is still
   // pending: try again on a later turn.
   core::Status Rotate(RotateSync sync, uint64_t* segment);
-  // Removes the segments before `segment` (a durable snapshot covers them).
-  void RemoveSegmentsBefore(uint64_t segment);
+  // Removes the segments in `dir` before `segment` (a durable snapshot
+  // covers them). Touches no WalFile, so any thread may call it.
+  static void RemoveSegmentsBefore(const std::string& dir, uint64_t segment);
   uint64_t segment() const { return segment_; }
 
   // Appends encoded records (wal_format.h). An error means the disk
