@@ -226,6 +226,24 @@ void Replica::Get(uint64_t token, uint64_t session, std::string_view key,
   Submit(RequestType::kGet, token, session, key, {}, context, now_ms);
 }
 
+void Replica::Submit(std::span<const ClientRequest> requests, uint64_t now_ms) {
+  // As in PeerWrites: the slot 8 requests ahead, then (its slot cached by
+  // then) the entry 4 ahead. The first requests' slots are asked for first.
+  constexpr size_t kSlotAhead = 8, kEntryAhead = 4;
+  for (size_t i = 0; i < std::min(kSlotAhead, requests.size()); ++i) {
+    store_.PrefetchSlot(requests[i].key);
+  }
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (i + kSlotAhead < requests.size()) store_.PrefetchSlot(requests[i + kSlotAhead].key);
+    if (i + kEntryAhead < requests.size()) store_.PrefetchEntry(requests[i + kEntryAhead].key);
+    const ClientRequest& r = requests[i];
+    RequestType type = r.op == ClientRequest::Op::kPut      ? RequestType::kPut
+                       : r.op == ClientRequest::Op::kDelete ? RequestType::kDelete
+                                                            : RequestType::kGet;
+    Submit(type, r.token, r.session, r.key, r.value, r.context, now_ms);
+  }
+}
+
 Status Replica::ValidateRequest(RequestType type, std::string_view key, std::string_view value,
                                 const VectorClock* context) const {
   if (key.empty()) return Status::BadRequest("empty key");

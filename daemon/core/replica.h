@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -132,6 +133,20 @@ class Replica {
               uint64_t now_ms);
   void Get(uint64_t token, uint64_t session, std::string_view key, const VectorClock* context,
            uint64_t now_ms);
+  // Requests in a row (a connection's frames from one read), executed as
+  // the calls above would be, one after the other, but with each store
+  // lookup, a cache miss or two with a large store, started a few
+  // requests ahead. The views need only last for the call.
+  struct ClientRequest {
+    enum class Op : uint8_t { kPut, kDelete, kGet };
+    Op op;
+    uint64_t token;
+    uint64_t session;
+    std::string_view key;
+    std::string_view value;      // kPut.
+    const VectorClock* context;  // Null: none.
+  };
+  void Submit(std::span<const ClientRequest> requests, uint64_t now_ms);
 
   // --- Peer links ----------------------------------------------------------
   // Each node dials every peer: the link *to* p carries our writes to p and

@@ -37,6 +37,9 @@ void Node::OnFrame(Stream& stream, const wire::Frame& frame) {
   const fb::Envelope& envelope = *frame.envelope;
   uint64_t request_id = envelope.request_id();
   wire::MessageClass kind = wire::ClassOf(envelope.message_type());
+  // Only client requests are gathered: anything else on this connection
+  // comes after the requests before it.
+  if (kind != wire::MessageClass::kClientRequest) SubmitGathered();
   const bool from_peer =
       stream.role == Stream::Role::kPeer || stream.role == Stream::Role::kPeerHandshake;
   if (auto error = wire::CheckEnvelope(envelope, limits_)) {
@@ -161,38 +164,71 @@ void Node::SendError(Stream& stream, uint64_t request_id, fb::Status status,
 // --- Clients ----------------------------------------------------------------------
 
 void Node::HandleClientRequest(Stream& stream, const fb::Envelope& envelope) {
-  uint32_t slot = stream.TakeSlot(envelope.request_id());
-  uint64_t token = (stream.id() << 32) | slot;
-  uint64_t now = now_ms();
-  auto with_context = [](const flatbuffers::Vector<uint64_t>* context, core::VectorClock* out) {
-    std::span<const uint64_t> counts = wire::AsClock(context);
-    if (counts.empty()) return static_cast<core::VectorClock*>(nullptr);
-    *out = core::VectorClock(counts);
-    return out;
-  };
-  core::VectorClock context;
+  using Op = core::Replica::ClientRequest::Op;
+  std::string_view key, value;
+  const flatbuffers::Vector<uint64_t>* context = nullptr;
+  Op op;
   switch (envelope.message_type()) {
     case fb::Message::PutRequest: {
       const fb::PutRequest* put = envelope.message_as_PutRequest();
-      replica_.Put(token, stream.id(), wire::AsBytes(put->key()), wire::AsBytes(put->value()),
-                   with_context(put->context(), &context), now);
+      op = Op::kPut;
+      key = wire::AsBytes(put->key());
+      value = wire::AsBytes(put->value());
+      context = put->context();
       break;
     }
     case fb::Message::GetRequest: {
       const fb::GetRequest* get = envelope.message_as_GetRequest();
-      replica_.Get(token, stream.id(), wire::AsBytes(get->key()),
-                   with_context(get->context(), &context), now);
+      op = Op::kGet;
+      key = wire::AsBytes(get->key());
+      context = get->context();
       break;
     }
     case fb::Message::DeleteRequest: {
       const fb::DeleteRequest* del = envelope.message_as_DeleteRequest();
-      replica_.Delete(token, stream.id(), wire::AsBytes(del->key()),
-                      with_context(del->context(), &context), now);
+      op = Op::kDelete;
+      key = wire::AsBytes(del->key());
+      context = del->context();
       break;
     }
     default:
-      break;
+      return;
   }
+  uint32_t slot = stream.TakeSlot(envelope.request_id());
+  GatheredRequest& request = gathered_.emplace_back();
+  request.op = op;
+  request.token = (stream.id() << 32) | slot;
+  request.session = stream.id();
+  request.key_at = gathered_bytes_.size();
+  request.key_bytes = key.size();
+  gathered_bytes_.append(key);
+  request.value_at = gathered_bytes_.size();
+  request.value_bytes = value.size();
+  gathered_bytes_.append(value);
+  request.context = kNoContext;
+  if (std::span<const uint64_t> counts = wire::AsClock(context); !counts.empty()) {
+    if (gathered_context_count_ == gathered_contexts_.size()) gathered_contexts_.emplace_back();
+    gathered_contexts_[gathered_context_count_] = core::VectorClock(counts);
+    request.context = gathered_context_count_++;
+  }
+}
+
+void Node::OnFramesDelivered(Stream& /*stream*/) { SubmitGathered(); }
+
+void Node::SubmitGathered() {
+  if (gathered_.empty()) return;
+  gathered_views_.clear();
+  for (const GatheredRequest& request : gathered_) {
+    gathered_views_.push_back(
+        {request.op, request.token, request.session,
+         std::string_view(gathered_bytes_).substr(request.key_at, request.key_bytes),
+         std::string_view(gathered_bytes_).substr(request.value_at, request.value_bytes),
+         request.context == kNoContext ? nullptr : &gathered_contexts_[request.context]});
+  }
+  replica_.Submit(gathered_views_, now_ms());
+  gathered_.clear();
+  gathered_bytes_.clear();
+  gathered_context_count_ = 0;
 }
 
 // The password is checked on TCP only (the admin socket's file mode is its

@@ -71,6 +71,7 @@ void Stream::DeliverFrames() {
     }
     handler_->OnFrame(*this, result.frame);
   }
+  handler_->OnFramesDelivered(*this);
 }
 
 void Stream::PauseInput() {

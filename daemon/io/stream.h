@@ -30,6 +30,9 @@ class StreamHandler {
   virtual ~StreamHandler() = default;
   virtual void OnConnected(Stream& stream, int status) = 0;  // Outbound only.
   virtual void OnFrame(Stream& stream, const wire::Frame& frame) = 0;
+  // After the frames one read (or a resume) handed out, however it ended:
+  // a handler that gathers frames runs them here.
+  virtual void OnFramesDelivered(Stream& /*stream*/) {}
   // The byte stream is unusable (bad prefix, failed verification). The
   // stream stops reading; the handler answers and closes it.
   virtual void OnBadInput(Stream& stream, const wire::WireError& error) = 0;

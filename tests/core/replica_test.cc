@@ -115,6 +115,53 @@ Test(replica, put_get_delete_replies) {
   cr_assert_eq(n.replica.store().tombstones(), 1u);
 }
 
+// A batch (Submit) answers exactly as the same requests one by one would:
+// same replies in the same order, same records, same store. More requests
+// than the prefetch distance, with repeated keys, a delete, a miss, a bad
+// request and a context, over 64 keys.
+Test(replica, submitted_batch_equals_requests_one_by_one) {
+  using Op = Replica::ClientRequest::Op;
+  Solo one(TestConfig(1, 3)), batch(TestConfig(1, 3));
+  std::vector<std::string> keys;
+  for (int i = 0; i < 64; ++i) keys.push_back("k" + std::to_string(i % 20));
+  VectorClock context{0, 3, 0};
+  std::vector<Replica::ClientRequest> requests;
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Op op = i % 7 == 3 ? Op::kDelete : i % 3 == 0 ? Op::kGet : Op::kPut;
+    std::string_view value = i % 2 ? "odd" : "even, longer";
+    requests.push_back({op, i, 7, keys[i], value, i == 40 ? &context : nullptr});
+  }
+  requests.push_back({Op::kGet, 64, 7, "never written", {}, nullptr});
+  requests.push_back({Op::kPut, 65, 7, "", "an empty key is refused", nullptr});
+  for (const Replica::ClientRequest& r : requests) {
+    if (r.op == Op::kPut) one.replica.Put(r.token, r.session, r.key, r.value, r.context, 0);
+    if (r.op == Op::kDelete) one.replica.Delete(r.token, r.session, r.key, r.context, 0);
+    if (r.op == Op::kGet) one.replica.Get(r.token, r.session, r.key, r.context, 0);
+  }
+  batch.replica.Submit(requests, 0);
+  one.Ready();
+  batch.Ready();
+  const auto& a = one.history.replies;
+  const auto& b = batch.history.replies;
+  cr_assert_eq(a.size(), requests.size());
+  cr_assert_eq(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    cr_assert(a[i].token == b[i].token && a[i].code == b[i].code && a[i].found == b[i].found &&
+                  a[i].value == b[i].value && a[i].version == b[i].version,
+              "reply %zu differs", i);
+  }
+  cr_assert_eq(b.back().code, Code::kBadRequest);
+  cr_assert_eq(one.history.records.size(), batch.history.records.size());
+  cr_assert(one.replica.clock() == batch.replica.clock());
+  for (int i = 0; i < 20; ++i) {
+    std::string key = "k" + std::to_string(i);
+    const Store::Entry* x = one.replica.store().Find(key);
+    const Store::Entry* y = batch.replica.store().Find(key);
+    cr_assert((x == nullptr) == (y == nullptr), "%s", key.c_str());
+    if (x) cr_assert(x->value() == y->value() && x->tombstone() == y->tombstone());
+  }
+}
+
 Test(replica, binary_keys_and_values) {
   Solo n(TestConfig(0, 2));
   const std::string key("\0k\xff", 3);
