@@ -181,6 +181,20 @@ void Replica::Image(const std::function<void(const Record&)>& visit) { Freeze().
 
 void ReplicaImage::Visit(const std::function<void(const Record&)>& visit) const {
   Record record;
+  record.kind = RecordKind::kTransferEntry;
+  Visit(visit, [&](const StoreEntry& entry) {
+    record.origin = entry.origin();
+    record.clock = VectorClock(entry.version_counts());
+    record.is_delete = entry.tombstone();
+    record.key = entry.key();
+    record.value = entry.value();
+    visit(record);
+  });
+}
+
+void ReplicaImage::Visit(const std::function<void(const Record&)>& visit,
+                         const std::function<void(const StoreEntry&)>& entry) const {
+  Record record;
   if (!cluster_id_.empty()) {
     record.kind = RecordKind::kIdentity;
     record.cluster_id = cluster_id_;
@@ -191,15 +205,7 @@ void ReplicaImage::Visit(const std::function<void(const Record&)>& visit) const 
   record.origin = self_;
   record.clock = clock_;
   visit(record);
-  record.kind = RecordKind::kTransferEntry;
-  for (const Store::Entry& entry : store_) {
-    record.origin = entry.origin();
-    record.clock = VectorClock(entry.version_counts());
-    record.is_delete = entry.tombstone();
-    record.key = entry.key();
-    record.value = entry.value();
-    visit(record);
-  }
+  for (const Store::Entry& stored : store_) entry(stored);
   record = Record();
   record.kind = RecordKind::kTransferEnd;
   visit(record);

@@ -21,6 +21,11 @@ class ReplicaImage {
   // identity (if recorded), the store as a transfer from this node, the
   // log's dropped clock, then the log's entries. Safe on any one thread.
   void Visit(const std::function<void(const Record&)>& visit) const;
+  // The same, except that the store's entries go to `entry` as they are,
+  // in place of their kTransferEntry records: no Record is built per key
+  // (the snapshot encoder's path; see storage::AppendWriteRecord).
+  void Visit(const std::function<void(const Record&)>& visit,
+             const std::function<void(const StoreEntry&)>& entry) const;
   size_t keys() const { return store_.size(); }
   // See FrozenStore::Detach: on the replica's thread, once visited; the
   // image may then only be destroyed, on any thread.

@@ -529,10 +529,17 @@ void Node::StartSnapshot(core::FreezeBuffer buffer) {
          image->keys(), (unsigned long long)frozen_ms);
   auto encode = [image](std::string* out, const std::function<void()>& flush) {
     constexpr size_t kChunkBytes = 1 << 20;
-    image->Visit([&](const core::Record& record) {
-      storage::AppendRecord(record, out);
-      if (out->size() >= kChunkBytes) flush();
-    });
+    image->Visit(
+        [&](const core::Record& record) {
+          storage::AppendRecord(record, out);
+          if (out->size() >= kChunkBytes) flush();
+        },
+        [&](const core::StoreEntry& entry) {
+          storage::AppendWriteRecord(core::RecordKind::kTransferEntry, entry.origin(),
+                                     entry.version_counts(), entry.tombstone(), entry.key(),
+                                     entry.value(), out);
+          if (out->size() >= kChunkBytes) flush();
+        });
     core::Record end;
     end.kind = core::RecordKind::kSnapshotEnd;
     storage::AppendRecord(end, out);

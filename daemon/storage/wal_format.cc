@@ -1,5 +1,6 @@
 #include "daemon/storage/wal_format.h"
 
+#include <cstring>
 #include <vector>
 
 #include "daemon/core/limits.h"
@@ -69,22 +70,55 @@ bool ReadClock(Cursor* cursor, uint32_t origin, core::VectorClock* clock, std::s
 
 }  // namespace
 
+void AppendWriteRecord(core::RecordKind kind, uint32_t origin, std::span<const uint64_t> clock,
+                       bool is_delete, std::string_view key, std::string_view value,
+                       std::string* out) {
+  // One resize, then the fields in place: the layout in the header comment.
+  const size_t payload_bytes = 1 + 4 + 2 + 8 * clock.size() + 1 + 4 + key.size() + 4 + value.size();
+  const size_t header_at = out->size();
+  out->resize(header_at + kRecordHeaderBytes + payload_bytes);
+  char* p = out->data() + header_at + kRecordHeaderBytes;
+  char* payload = p;
+  auto put = [&p](const void* bytes, size_t n) {
+    if (n == 0) return;  // An empty view's data() may be null.
+    std::memcpy(p, bytes, n);
+    p += n;
+  };
+  auto kind_byte = static_cast<uint8_t>(kind);
+  auto clock_entries = static_cast<uint16_t>(clock.size());
+  auto delete_byte = static_cast<uint8_t>(is_delete ? 1 : 0);
+  auto key_bytes = static_cast<uint32_t>(key.size());
+  auto value_bytes = static_cast<uint32_t>(value.size());
+  put(&kind_byte, 1);
+  put(&origin, 4);
+  put(&clock_entries, 2);
+  put(clock.data(), 8 * clock.size());
+  put(&delete_byte, 1);
+  put(&key_bytes, 4);
+  put(key.data(), key.size());
+  put(&value_bytes, 4);
+  put(value.data(), value.size());
+  auto payload_size = static_cast<uint32_t>(payload_bytes);
+  uint32_t crc = Crc32c(payload, payload_bytes);
+  std::memcpy(out->data() + header_at, &payload_size, 4);
+  std::memcpy(out->data() + header_at + 4, &crc, 4);
+}
+
 void AppendRecord(const core::Record& record, std::string* out) {
+  if (HasWriteFields(record.kind)) {
+    AppendWriteRecord(record.kind, record.origin, record.clock.counts(), record.is_delete,
+                      record.key, record.value, out);
+    return;
+  }
   size_t header_at = out->size();
   out->append(kRecordHeaderBytes, '\0');
   size_t payload_at = out->size();
   PutU8(out, static_cast<uint8_t>(record.kind));
-  if (HasWriteFields(record.kind) || HasClockOnly(record.kind)) {
+  if (HasClockOnly(record.kind)) {
     PutU32(out, record.origin);
     PutClock(record.clock, out);
   }
-  if (HasWriteFields(record.kind)) {
-    PutU8(out, record.is_delete ? 1 : 0);
-    PutU32(out, static_cast<uint32_t>(record.key.size()));
-    out->append(record.key);
-    PutU32(out, static_cast<uint32_t>(record.value.size()));
-    out->append(record.value);
-  } else if (record.kind == core::RecordKind::kTransferEnd) {
+  if (record.kind == core::RecordKind::kTransferEnd) {
     PutU32(out, record.origin);
   } else if (record.kind == core::RecordKind::kIdentity) {
     PutU32(out, static_cast<uint32_t>(record.cluster_id.size()));

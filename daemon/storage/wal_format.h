@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,11 @@ inline constexpr size_t kRecordPayloadBytesMax = 1u << 30;
 
 // Appends one framed record to *out.
 void AppendRecord(const core::Record& record, std::string* out);
+// The same for a write-like record (kWrite, kTransferEntry, kLogEntry)
+// from its fields, with no Record to build: a snapshot's store entries.
+void AppendWriteRecord(core::RecordKind kind, uint32_t origin, std::span<const uint64_t> clock,
+                       bool is_delete, std::string_view key, std::string_view value,
+                       std::string* out);
 
 struct ParseResult {
   enum class Stop : uint8_t {

@@ -111,6 +111,36 @@ Test(wal_format, round_trip) {
     cr_assert(SameWrite(parsed[i], writes[i]), "write %zu", i);
 }
 
+// The exact bytes of a write record, spelled out from the format in
+// wal_format.h: files written by earlier versions must stay readable, so
+// an encoder rewrite must not change a byte. A tombstone's empty value is
+// the other shape (and a null data() for the value).
+Test(wal_format, write_record_bytes_are_the_documented_layout) {
+  auto le = [](uint64_t v, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out.push_back(static_cast<char>(v >> (8 * i)));
+    return out;
+  };
+  std::string payload = le(1, 1) + le(2, 4) + le(3, 2) + le(7, 8) + le(0, 8) + le(9, 8) + le(0, 1) +
+                        le(1, 4) + "k" + le(2, 4) + "vv";
+  std::string expected = le(payload.size(), 4) +
+                         le(kvd::storage::Crc32cPortable(payload.data(), payload.size()), 4) +
+                         payload;
+  const uint64_t clock[] = {7, 0, 9};
+  std::string bytes = "prefix";
+  kvd::storage::AppendWriteRecord(kvd::core::RecordKind::kWrite, 2, clock, false, "k", "vv",
+                                  &bytes);
+  cr_assert(bytes == "prefix" + expected, "the record's bytes changed");
+
+  std::string tombstone_payload = le(3, 1) + le(0, 4) + le(3, 2) + le(1, 8) + le(0, 8) + le(0, 8) +
+                                  le(1, 1) + le(1, 4) + "k" + le(0, 4);
+  std::string tombstone;
+  const uint64_t tombstone_clock[] = {1, 0, 0};
+  kvd::storage::AppendWriteRecord(kvd::core::RecordKind::kTransferEntry, 0, tombstone_clock, true,
+                                  "k", std::string_view(), &tombstone);
+  cr_assert(tombstone.substr(8) == tombstone_payload);
+}
+
 Test(wal_format, empty_input_is_clean) {
   ParseResult result;
   cr_assert(Parse("", &result).empty());
