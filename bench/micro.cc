@@ -108,11 +108,15 @@ void BM_StorePut(benchmark::State& state) {
 BENCHMARK(BM_StorePut)->Arg(1000)->Arg(100000);
 
 // Overwrites in batches of 64 at random keys of 1M (a peer's write batch),
-// without (0) and with (1) the slot and entry prefetches PeerWrites issues.
+// without (0) and with (1) the slot and entry prefetches PeerWrites issues;
+// 2: prefetches, under a snapshot: the store is frozen anew every 200k
+// writes (freeze, writes that copy on write, detach, free what was retired).
 void BM_StoreApplyBatch(benchmark::State& state) {
   constexpr uint64_t kKeys = 1000000;
   constexpr size_t kBatch = 64, kSlotAhead = 8, kEntryAhead = 4;
+  constexpr uint64_t kWritesPerFreeze = 200000;
   const bool prefetch = state.range(0) != 0;
+  const bool frozen = state.range(0) == 2;
   Store store;
   std::vector<Write> writes(kBatch);
   uint64_t seq = 0;
@@ -129,7 +133,15 @@ void BM_StoreApplyBatch(benchmark::State& state) {
     w.value = std::string(100, 'y');
   }
   uint64_t rng = 88172645463325252ull;
+  FrozenStore view;
+  if (frozen) view = store.Freeze();
+  uint64_t writes_frozen = 0;
   for (auto _ : state) {
+    if (frozen && (writes_frozen += kBatch) >= kWritesPerFreeze) {
+      view.Detach();
+      view = store.Freeze();  // The old view goes, with what it retired.
+      writes_frozen = 0;
+    }
     for (Write& w : writes) {
       rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
       w.key = KeyOf(rng % kKeys);
@@ -143,7 +155,7 @@ void BM_StoreApplyBatch(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kBatch);
 }
-BENCHMARK(BM_StoreApplyBatch)->Arg(0)->Arg(1);
+BENCHMARK(BM_StoreApplyBatch)->Arg(0)->Arg(1)->Arg(2);
 
 // A snapshot's cost to the loop: Store::Freeze() of 1M keys, then the
 // view's release (here with no writes in between, so nothing was retired).
