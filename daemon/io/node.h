@@ -241,6 +241,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // Recovered plus appended WAL bytes when the last snapshot began.
   uint64_t wal_bytes_at_snapshot_ = 0;
   uint64_t last_snapshot_bytes_ = 0;  // Of the last one this process wrote.
+  // The log grows by this many times the last snapshot before the next.
+  static constexpr uint64_t kSnapshotLogRatio = 2;
   bool snapshot_requested_ = false;
   // From preparing the freeze buffer until the old files are removed.
   bool snapshot_busy_ = false;
