@@ -85,24 +85,29 @@ void RemoveSnapshotsBefore(const std::string& dir, uint64_t segment) {
 }
 
 void SnapshotWriter::Start(uv_loop_t* loop, uint64_t segment, Encoder encode,
+                           std::function<void()> encoded,
                            std::function<void(core::Status, size_t)> done) {
   segment_ = segment;
   bytes_ = 0;
   result_ = core::Status::Ok();
   done_ = std::move(done);
-  int rc = uv_async_init(loop, &thread_done_, OnThreadDone);
+  encoded_ = std::move(encoded);
+  encoded_delivered_ = false;
+  stage_.store(kEncoding);
+  int rc = uv_async_init(loop, &thread_progress_, OnThreadProgress);
   if (rc < 0) {
+    encoded_ = nullptr;
     done_(core::Status::Internal(std::string("uv_async_init: ") + uv_strerror(rc)), 0);
     return;
   }
-  thread_done_.data = this;
+  thread_progress_.data = this;
   running_ = true;
   encode_ = std::move(encode);
   rc = uv_thread_create(&thread_, ThreadMain, this);
   if (rc < 0) {
     // No thread: report from the close callback, like a finished one.
     result_ = core::Status::Internal(std::string("uv_thread_create: ") + uv_strerror(rc));
-    uv_close(reinterpret_cast<uv_handle_t*>(&thread_done_), OnClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&thread_progress_), OnClosed);
   }
 }
 
@@ -115,11 +120,18 @@ void SnapshotWriter::ThreadMain(void* arg) {
   int nice_now = getpriority(PRIO_PROCESS, tid);
   if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(nice_now + 10, 19));
   writer->Work();
-  uv_async_send(&writer->thread_done_);
+  writer->stage_.store(kDone);
+  uv_async_send(&writer->thread_progress_);
 }
 
-void SnapshotWriter::OnThreadDone(uv_async_t* handle) {
+void SnapshotWriter::OnThreadProgress(uv_async_t* handle) {
   auto* writer = static_cast<SnapshotWriter*>(handle->data);
+  int stage = writer->stage_.load();
+  if (stage >= kEncoded && !writer->encoded_delivered_) {
+    writer->encoded_delivered_ = true;
+    if (writer->encoded_) writer->encoded_();
+  }
+  if (stage != kDone) return;
   uv_thread_join(&writer->thread_);
   uv_close(reinterpret_cast<uv_handle_t*>(handle), OnClosed);
 }
@@ -129,6 +141,7 @@ void SnapshotWriter::OnClosed(uv_handle_t* handle) {
   writer->running_ = false;
   // The encoder holds the frozen state: it goes here, on the loop.
   writer->encode_ = nullptr;
+  writer->encoded_ = nullptr;
   writer->done_(writer->result_, writer->bytes_);
 }
 
@@ -151,6 +164,8 @@ void SnapshotWriter::Work() {
   };
   encode_(&chunk, flush);
   flush();
+  stage_.store(kEncoded);
+  uv_async_send(&thread_progress_);
   if (s.ok() && fsync(fd) != 0) s = Errno("fsync " + temporary);
   close(fd);
   if (s.ok() && rename(temporary.c_str(), final_path.c_str()) != 0) {

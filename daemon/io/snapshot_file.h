@@ -16,6 +16,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -46,23 +47,31 @@ class SnapshotWriter {
   // *out and calls flush() whenever *out has grown enough (flush writes it
   // out and empties it). It must touch nothing the loop changes.
   using Encoder = std::function<void(std::string* out, const std::function<void()>& flush)>;
-  // Encodes and writes the snapshot for `segment` off the loop; `done` runs
-  // on the loop with the outcome and the file's size, after `encode` is
-  // destroyed (on the loop too). Keeps the loop alive until then.
-  // REQUIRES: !running().
-  void Start(uv_loop_t* loop, uint64_t segment, Encoder encode,
+  // Encodes and writes the snapshot for `segment` off the loop. `encoded`
+  // runs on the loop once `encode` has returned, before the file is synced
+  // (the state it read may be let go then: syncing a large snapshot takes
+  // a second or two); `done` runs on the loop with the outcome and the
+  // file's size, after `encode` is destroyed (on the loop too). Keeps the
+  // loop alive until then. REQUIRES: !running().
+  void Start(uv_loop_t* loop, uint64_t segment, Encoder encode, std::function<void()> encoded,
              std::function<void(core::Status, size_t bytes)> done);
   bool running() const { return running_; }
 
  private:
   static void ThreadMain(void* arg);
-  static void OnThreadDone(uv_async_t* handle);
+  static void OnThreadProgress(uv_async_t* handle);
   static void OnClosed(uv_handle_t* handle);
   void Work();
 
   std::string dir_;
   uv_thread_t thread_;
-  uv_async_t thread_done_;  // Initialised per snapshot, closed after it.
+  uv_async_t thread_progress_;  // Initialised per snapshot, closed after it.
+  // Set by the thread before each uv_async_send (sends may coalesce, so
+  // the loop may see kDone without having seen kEncoded).
+  enum Stage : int { kEncoding, kEncoded, kDone };
+  std::atomic<int> stage_{kEncoding};
+  bool encoded_delivered_ = false;
+  std::function<void()> encoded_;
   bool running_ = false;
   uint64_t segment_ = 0;
   Encoder encode_;

@@ -1,5 +1,6 @@
-// WalFile rotation: whichever way the old segment is synced, nothing
-// appended is lost and syncs cover both segments.
+// The shell's files: WalFile rotation (whichever way the old segment is
+// synced, nothing appended is lost and syncs cover both segments) and
+// SnapshotWriter's order of callbacks.
 #include "daemon/io/wal_file.h"
 
 #include <criterion/criterion.h>
@@ -7,10 +8,12 @@
 #include <uv.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "daemon/core/record.h"
+#include "daemon/io/snapshot_file.h"
 #include "daemon/storage/wal_format.h"
 
 using kvd::core::Record;
@@ -120,5 +123,52 @@ Test(wal_file, rotate_now_and_never) {
   std::vector<std::string> keys = Replayed(dir);
   cr_assert_eq(keys.size(), 4u);
   cr_assert(keys[0] == "a" && keys[3] == "d");
+  std::filesystem::remove_all(dir);
+}
+
+// SnapshotWriter: `encoded` comes on the loop after the encoder returned
+// and before `done`; the file then holds the records, readable by
+// LoadSnapshot, and nothing else is left in the directory.
+Test(snapshot_writer, encoded_comes_before_done_and_the_file_loads) {
+  std::string dir = Dir();
+  uv_loop_t loop;
+  cr_assert_eq(uv_loop_init(&loop), 0);
+  kvd::io::SnapshotWriter writer(dir);
+  std::vector<std::string> order;
+  bool encoder_returned = false;
+  auto encode = [&](std::string* out, const std::function<void()>& flush) {
+    for (int i = 0; i < 3000; ++i) {
+      *out += Encoded("k" + std::to_string(i));
+      if (out->size() > 4096) flush();
+    }
+    Record end;
+    end.kind = RecordKind::kSnapshotEnd;
+    kvd::storage::AppendRecord(end, out);
+    encoder_returned = true;
+  };
+  size_t written = 0;
+  writer.Start(
+      &loop, 7, encode,
+      [&] {
+        cr_assert(encoder_returned, "encoded before the encoder returned");
+        order.push_back("encoded");
+      },
+      [&](Status status, size_t bytes) {
+        cr_assert(status.ok(), "%s", status.message().c_str());
+        written = bytes;
+        order.push_back("done");
+      });
+  cr_assert(writer.running());
+  uv_run(&loop, UV_RUN_DEFAULT);
+  cr_assert_not(writer.running());
+  cr_assert(order == (std::vector<std::string>{"encoded", "done"}));
+  cr_assert(std::filesystem::file_size(dir + "/snapshot-00000000000000000007.snap") == written);
+  uint64_t segment = 0, records = 0;
+  Status loaded = kvd::io::LoadSnapshot(
+      dir, [](const Record&) { return Status::Ok(); }, &segment, &records);
+  cr_assert(loaded.ok(), "%s", loaded.message().c_str());
+  cr_assert_eq(segment, 7u);
+  cr_assert_eq(records, 3001u);
+  cr_assert_eq(uv_loop_close(&loop), 0);
   std::filesystem::remove_all(dir);
 }
