@@ -243,10 +243,7 @@ void Replica::Submit(std::span<const ClientRequest> requests, uint64_t now_ms) {
     if (i + kSlotAhead < requests.size()) store_.PrefetchSlot(requests[i + kSlotAhead].key);
     if (i + kEntryAhead < requests.size()) store_.PrefetchEntry(requests[i + kEntryAhead].key);
     const ClientRequest& r = requests[i];
-    RequestType type = r.op == ClientRequest::Op::kPut      ? RequestType::kPut
-                       : r.op == ClientRequest::Op::kDelete ? RequestType::kDelete
-                                                            : RequestType::kGet;
-    Submit(type, r.token, r.session, r.key, r.value, r.context, now_ms);
+    Submit(r.op, r.token, r.session, r.key, r.value, r.context, now_ms);
   }
 }
 

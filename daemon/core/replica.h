@@ -137,9 +137,9 @@ class Replica {
   // the calls above would be, one after the other, but with each store
   // lookup, a cache miss or two with a large store, started a few
   // requests ahead. The views need only last for the call.
+  enum class RequestType : uint8_t { kPut, kDelete, kGet };
   struct ClientRequest {
-    enum class Op : uint8_t { kPut, kDelete, kGet };
-    Op op;
+    RequestType op;
     uint64_t token;
     uint64_t session;
     std::string_view key;
@@ -209,7 +209,6 @@ class Replica {
   std::vector<BufferedWriteInfo> ListBuffer(size_t limit) const;
 
  private:
-  enum class RequestType : uint8_t { kPut, kDelete, kGet };
   struct Request {
     RequestType type;
     uint64_t token;

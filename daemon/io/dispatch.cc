@@ -164,7 +164,7 @@ void Node::SendError(Stream& stream, uint64_t request_id, fb::Status status,
 // --- Clients ----------------------------------------------------------------------
 
 void Node::HandleClientRequest(Stream& stream, const fb::Envelope& envelope) {
-  using Op = core::Replica::ClientRequest::Op;
+  using Op = core::Replica::RequestType;
   std::string_view key, value;
   const flatbuffers::Vector<uint64_t>* context = nullptr;
   Op op;

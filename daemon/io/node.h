@@ -218,7 +218,7 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // contexts are copied into reused buffers; any other frame submits the
   // gathered ones first, so a connection's requests keep their order.
   struct GatheredRequest {
-    core::Replica::ClientRequest::Op op;
+    core::Replica::RequestType op;
     uint64_t token;
     uint64_t session;
     size_t key_at, key_bytes, value_at, value_bytes;

@@ -120,7 +120,7 @@ Test(replica, put_get_delete_replies) {
 // than the prefetch distance, with repeated keys, a delete, a miss, a bad
 // request and a context, over 64 keys.
 Test(replica, submitted_batch_equals_requests_one_by_one) {
-  using Op = Replica::ClientRequest::Op;
+  using Op = Replica::RequestType;
   Solo one(TestConfig(1, 3)), batch(TestConfig(1, 3));
   std::vector<std::string> keys;
   for (int i = 0; i < 64; ++i) keys.push_back("k" + std::to_string(i % 20));
