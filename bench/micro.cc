@@ -108,12 +108,12 @@ void BM_StorePut(benchmark::State& state) {
 BENCHMARK(BM_StorePut)->Arg(1000)->Arg(100000);
 
 // Overwrites in batches of 64 at random keys of 1M (a peer's write batch),
-// without (0) and with (1) the slot and entry prefetches PeerWrites issues;
+// without (0) and with (1) Store::PrefetchForBatch, as PeerWrites uses it;
 // 2: prefetches, under a snapshot: the store is frozen anew every 200k
 // writes (freeze, writes that copy on write, detach, free what was retired).
 void BM_StoreApplyBatch(benchmark::State& state) {
   constexpr uint64_t kKeys = 1000000;
-  constexpr size_t kBatch = 64, kSlotAhead = 8, kEntryAhead = 4;
+  constexpr size_t kBatch = 64;
   constexpr uint64_t kWritesPerFreeze = 200000;
   const bool prefetch = state.range(0) != 0;
   const bool frozen = state.range(0) == 2;
@@ -147,9 +147,9 @@ void BM_StoreApplyBatch(benchmark::State& state) {
       w.key = KeyOf(rng % kKeys);
       w.clock.Set(0, ++seq);
     }
+    auto key_at = [&](size_t j) -> std::string_view { return writes[j].key; };
     for (size_t i = 0; i < kBatch; ++i) {
-      if (prefetch && i + kSlotAhead < kBatch) store.PrefetchSlot(writes[i + kSlotAhead].key);
-      if (prefetch && i + kEntryAhead < kBatch) store.PrefetchEntry(writes[i + kEntryAhead].key);
+      if (prefetch) store.PrefetchForBatch(i, kBatch, key_at);
       benchmark::DoNotOptimize(store.Apply(writes[i]));
     }
   }

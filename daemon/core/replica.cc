@@ -233,15 +233,9 @@ void Replica::Get(uint64_t token, uint64_t session, std::string_view key,
 }
 
 void Replica::Submit(std::span<const ClientRequest> requests, uint64_t now_ms) {
-  // As in PeerWrites: the slot 8 requests ahead, then (its slot cached by
-  // then) the entry 4 ahead. The first requests' slots are asked for first.
-  constexpr size_t kSlotAhead = 8, kEntryAhead = 4;
-  for (size_t i = 0; i < std::min(kSlotAhead, requests.size()); ++i) {
-    store_.PrefetchSlot(requests[i].key);
-  }
+  auto key_at = [&](size_t j) { return requests[j].key; };
   for (size_t i = 0; i < requests.size(); ++i) {
-    if (i + kSlotAhead < requests.size()) store_.PrefetchSlot(requests[i + kSlotAhead].key);
-    if (i + kEntryAhead < requests.size()) store_.PrefetchEntry(requests[i + kEntryAhead].key);
+    store_.PrefetchForBatch(i, requests.size(), key_at);
     const ClientRequest& r = requests[i];
     Submit(r.op, r.token, r.session, r.key, r.value, r.context, now_ms);
   }
@@ -487,11 +481,10 @@ Status Replica::PeerWrites(uint32_t peer, std::vector<Write>& writes, uint64_t n
     if (Status s = ValidateWrite(write); !s.ok()) return s;
   }
   // A batch's store lookups are cache misses: start them a few writes
-  // ahead (see Store::PrefetchSlot).
-  constexpr size_t kSlotAhead = 8, kEntryAhead = 4;
+  // ahead (see Store::PrefetchForBatch).
+  auto key_at = [&](size_t j) -> std::string_view { return writes[j].key; };
   for (size_t i = 0; i < writes.size(); ++i) {
-    if (i + kSlotAhead < writes.size()) store_.PrefetchSlot(writes[i + kSlotAhead].key);
-    if (i + kEntryAhead < writes.size()) store_.PrefetchEntry(writes[i + kEntryAhead].key);
+    store_.PrefetchForBatch(i, writes.size(), key_at);
     if (!Deliver(peer, writes[i], now_ms)) break;
   }
   return Status::Ok();
