@@ -314,6 +314,7 @@ class Bench {
   uint64_t lag_seq_ = 0;
   uint64_t lag_errors_ = 0;
   LatencyHistogram lag_;
+  LatencyHistogram tick_lag_;  // Lag of the probes seen since the last progress line.
   // Rate limit state, reset when a load phase starts.
   uint64_t rate_start_ns_ = 0;
   double rate_issued_ = 0.0;
@@ -690,7 +691,10 @@ void Bench::LagSeen(uint64_t seq, uint64_t now_ns) {
   auto it = lag_probes_.find(seq);
   if (it == lag_probes_.end()) return;
   if (--it->second.remaining > 0) return;
-  if (phase_ == Phase::kMeasure) lag_.Record(now_ns - it->second.ack_ns);
+  if (phase_ == Phase::kMeasure) {
+    lag_.Record(now_ns - it->second.ack_ns);
+    tick_lag_.Record(now_ns - it->second.ack_ns);
+  }
   lag_probes_.erase(it);
 }
 
@@ -782,12 +786,21 @@ void Bench::HandlePhaseEnd() {
 void Bench::HandleTick() {
   if (options_.quiet || phase_ == Phase::kConnecting) return;
   const uint64_t done = phase_ == Phase::kPreload ? 0 : stats_.completed;
+  // The last second's lag, so a stall shows when it happened, not only in
+  // the whole run's quantiles.
+  char lag[96] = "";
+  if (!probe_conns_.empty() && tick_lag_.total() > 0) {
+    std::snprintf(lag, sizeof lag, "  lag p99 %6.2f ms  max %6.2f ms",
+                  static_cast<double>(tick_lag_.ValueAt(0.99)) / 1e6,
+                  static_cast<double>(tick_lag_.max_ns()) / 1e6);
+  }
+  tick_lag_.Reset();
   std::fprintf(stderr,
                "kvbench: [%5.1fs] %-7s %9" PRIu64
-               " req/s  p50 %7.1f us  p99 %7.1f us  errors %" PRIu64 "\n",
+               " req/s  p50 %7.1f us  p99 %7.1f us  errors %" PRIu64 "%s\n",
                static_cast<double>(uv_hrtime() - phase_start_ns_) / 1e9, PhaseName(phase_),
                done - tick_completed_, static_cast<double>(stats_.latency.ValueAt(0.5)) / 1e3,
-               static_cast<double>(stats_.latency.ValueAt(0.99)) / 1e3, stats_.errors);
+               static_cast<double>(stats_.latency.ValueAt(0.99)) / 1e3, stats_.errors, lag);
   tick_completed_ = done;
 }
 

@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <string>
 
 namespace kvd::io {
@@ -67,10 +68,20 @@ void LogLine(LogLevel level, const char* format, ...) {
   std::vsnprintf(message, sizeof(message), format, args);
   va_end(args);
   if (g_journal) {
+    // journald stamps each line itself.
     std::fprintf(stderr, "<%d>%s: %s\n", Priority(level), g_node.c_str(), message);
-  } else {
-    std::fprintf(stderr, "%-5s %s: %s\n", LevelName(level), g_node.c_str(), message);
+    return;
   }
+  // Anywhere else (a terminal, a file) the line carries its own UTC time to
+  // the millisecond, so events of several nodes can be lined up.
+  timespec now{};
+  clock_gettime(CLOCK_REALTIME, &now);
+  tm utc{};
+  gmtime_r(&now.tv_sec, &utc);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &utc);
+  std::fprintf(stderr, "%s.%03ldZ %-5s %s: %s\n", stamp, now.tv_nsec / 1000000, LevelName(level),
+               g_node.c_str(), message);
 }
 
 }  // namespace kvd::io

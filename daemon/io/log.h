@@ -1,6 +1,7 @@
-// Log: one line per event on stderr, "level node: message key=value ...".
-// Under systemd (JOURNAL_STREAM set) lines start with the kernel-style
-// priority prefix ("<6>") so journald records the level; it adds the time.
+// Log: one line per event on stderr, "time level node: message key=value
+// ...", the time in UTC to the millisecond. Under systemd (JOURNAL_STREAM
+// set) lines start with the kernel-style priority prefix ("<6>") instead,
+// so journald records the level; it adds the time.
 #pragma once
 
 #include <string_view>
