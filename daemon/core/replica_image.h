@@ -30,6 +30,8 @@ class ReplicaImage {
   // See FrozenStore::Detach: on the replica's thread, once visited; the
   // image may then only be destroyed, on any thread.
   void Detach() { store_.Detach(); }
+  // See FrozenStore::TakeBuffer.
+  FreezeBuffer TakeBuffer() { return store_.TakeBuffer(); }
 
  private:
   friend class Replica;

@@ -87,9 +87,10 @@ Store::Retired::~Retired() {
 
 FreezeBuffer FreezeBuffer::Allocate(size_t slots) {
   FreezeBuffer buffer;
-  buffer.slots_ = std::make_unique_for_overwrite<Store::Slot[]>(slots);
+  buffer.slots_ = AllocatePageArray<Store::Slot>(slots);
   buffer.capacity_ = slots;
-  // One write per page faults it in here rather than in Freeze's memcpy.
+  // One write per page faults it in here rather than in Freeze's memcpy
+  // (per 4 KiB, in case there are no huge pages).
   constexpr size_t kSlotsPerPage = 4096 / sizeof(Store::Slot);
   for (size_t i = 0; i < slots; i += kSlotsPerPage) buffer.slots_[i].bits = 0;
   return buffer;
@@ -106,9 +107,13 @@ FrozenStore Store::Freeze(FreezeBuffer buffer) {
   frozen.size_ = size_;
   frozen.slot_count_ = slot_count();
   if (frozen.slot_count_ == 0) return frozen;
-  frozen.slots_ = buffer.capacity_ >= frozen.slot_count_
-                      ? std::move(buffer.slots_)
-                      : std::make_unique_for_overwrite<Slot[]>(frozen.slot_count_);
+  if (buffer.capacity_ >= frozen.slot_count_) {
+    frozen.slots_ = std::move(buffer.slots_);
+    frozen.slot_capacity_ = buffer.capacity_;
+  } else {
+    frozen.slots_ = AllocatePageArray<Slot>(frozen.slot_count_);
+    frozen.slot_capacity_ = frozen.slot_count_;
+  }
   std::memcpy(frozen.slots_.get(), slots_.get(), frozen.slot_count_ * sizeof(Slot));
   return frozen;
 }
@@ -119,6 +124,16 @@ void FrozenStore::Detach() {
   detached_ = std::make_unique<Store::Retired>();
   detached_->blocks.swap(retired_->blocks);
   retired_.reset();
+}
+
+FreezeBuffer FrozenStore::TakeBuffer() {
+  KV_ASSERT(!retired_);  // Detached: the store no longer refers to the view.
+  FreezeBuffer buffer;
+  buffer.slots_ = std::move(slots_);
+  buffer.capacity_ = std::exchange(slot_capacity_, 0);
+  slot_count_ = 0;
+  size_ = 0;
+  return buffer;
 }
 
 bool Store::Apply(const Write& write) {
@@ -196,7 +211,7 @@ size_t Store::Probe(std::string_view key, uint64_t hash) const {
 
 void Store::Grow() {
   size_t slot_count = slots_ ? 2 * (mask_ + 1) : kSlotsMin;
-  auto grown = std::make_unique<Slot[]>(slot_count);
+  auto grown = AllocatePageArray<Slot>(slot_count);
   size_t mask = slot_count - 1;
   if (slots_) {
     for (size_t i = 0; i <= mask_; ++i) {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "daemon/core/limits.h"
+#include "daemon/core/page_memory.h"
 #include "daemon/core/vector_clock.h"
 #include "daemon/core/write.h"
 
@@ -205,7 +206,7 @@ class Store {
     return entry->generation_ < generation_ && !freeze_.expired();
   }
 
-  std::unique_ptr<Slot[]> slots_;
+  PageArray<Slot> slots_;
   size_t mask_ = 0;  // Slot count - 1 (a power of two); 0 with no table.
   size_t size_ = 0;
   std::deque<PendingTombstone> pending_tombstones_;
@@ -250,9 +251,9 @@ class Store::Iterator {
 };
 
 // Memory for a freeze's copy of the slot array, made ready ahead of the
-// freeze on any thread. Fresh memory costs a page fault per 4 KiB on first
-// touch: for 1M keys that made a freeze 10-27 ms on the loop instead of
-// the 2 ms of the copy itself.
+// freeze on any thread. Fresh memory costs a page fault on first touch (per
+// 4 KiB without huge pages): for 1M keys that made a freeze 10-27 ms on the
+// loop instead of the 2 ms of the copy itself.
 class FreezeBuffer {
  public:
   FreezeBuffer() = default;
@@ -262,7 +263,8 @@ class FreezeBuffer {
 
  private:
   friend class Store;
-  std::unique_ptr<Store::Slot[]> slots_;
+  friend class FrozenStore;
+  PageArray<Store::Slot> slots_;
   size_t capacity_ = 0;
 };
 
@@ -279,10 +281,16 @@ class FrozenStore {
   // thread. That lets a node free what a snapshot retired (often hundreds
   // of thousands of blocks, 10-25 ms) off its loop.
   void Detach();
+  // After Detach: hands the copy's memory back for the next Freeze, so a
+  // node that snapshots again and again faults it in once (on this kind of
+  // VM, memory given back to the kernel and taken again costs far more
+  // than the copy: see page_memory.h). The view is then empty.
+  FreezeBuffer TakeBuffer();
 
  private:
   friend class Store;
-  std::unique_ptr<Store::Slot[]> slots_;
+  PageArray<Store::Slot> slots_;
+  size_t slot_capacity_ = 0;  // Slots allocated (may exceed slot_count_).
   size_t slot_count_ = 0;
   size_t size_ = 0;
   std::shared_ptr<Store::Retired> retired_;  // Null once detached.
