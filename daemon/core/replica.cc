@@ -164,6 +164,11 @@ Status Replica::Bootstrap(std::string_view cluster_id) {
 
 ReplicaImage Replica::Freeze(FreezeBuffer buffer) {
   KV_ASSERT(!incoming_);
+  // Every change the image holds must already be in the log the snapshot
+  // replaces: records still pending (applied, not yet handed out by
+  // Ready) would land in the segment after the snapshot too, and recovery
+  // would refuse them as going backwards.
+  KV_ASSERT(pending_.records.empty());
   ReplicaImage image;
   if (identity_recorded_) image.cluster_id_ = cluster_id_;
   image.self_ = config_.self;

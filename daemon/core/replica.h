@@ -114,7 +114,9 @@ class Replica {
   // Freeze() takes the same image as an object another thread can visit
   // while this replica goes on (its cost here: copies of the store's slot
   // array, into `buffer` if it is large enough (see FreezeBuffer), and of
-  // the replication log). One image may be live at a time.
+  // the replication log). One image may be live at a time, and only when
+  // every record so far has been taken by Ready (the caller has logged
+  // them), so that the image and the log after it never overlap.
   ReplicaImage Freeze(FreezeBuffer buffer = {});
   // What a FreezeBuffer for the next Freeze must hold.
   size_t freeze_slots() const { return store_.slot_count(); }

@@ -503,12 +503,13 @@ void Node::PrepareSnapshot() {
   core::Status queued = RunOffLoop(
       loop_, [buffer, slots] { *buffer = core::FreezeBuffer::Allocate(slots); },
       [this, buffer] {
-        // A transfer may have begun meanwhile: MaybeSnapshot tries again.
-        if (shutting_down_ || replica_.receiving_transfer()) {
-          snapshot_busy_ = false;
-          return;
-        }
-        StartSnapshot(std::move(*buffer));
+        // The snapshot starts from the next Turn, right after its Execute.
+        // Not here: this runs amid the poll phase's reads, whose writes
+        // the replica has applied but the log has not yet received, and a
+        // freeze now would put them in the snapshot and in the segment
+        // after it as well (recovery then refuses that segment).
+        snapshot_busy_ = false;
+        if (!shutting_down_) spare_freeze_buffer_ = std::move(*buffer);
       });
   if (!queued.ok()) StartSnapshot(core::FreezeBuffer());
 }

@@ -4,6 +4,7 @@
 // keeps a node with an empty disk from reusing sequence numbers.
 #include <criterion/criterion.h>
 
+#include <csignal>
 #include <string>
 #include <vector>
 
@@ -133,6 +134,23 @@ Test(snapshot, frozen_image_is_the_state_at_the_freeze) {
   cr_assert(from_frozen.clock() == clock_at_freeze);
   cr_assert(SameStore(from_frozen.store(), from_expected.store()));
   cr_assert_eq(from_frozen.log().size(), from_expected.log().size());
+}
+
+// A freeze between a write and the Ready that hands its record out for
+// the log would put that write in the snapshot and in the log segment
+// after it; recovery then refused the segment (record "does not follow
+// clock"). kvd did that for the first snapshot of each run, when the
+// freeze buffer arrived amid the poll phase's reads: the integration test
+// automatic_snapshots_bound_the_files_on_disk failed about 1 run in 15.
+// Freeze refuses it outright.
+Test(snapshot, freeze_with_a_write_not_yet_handed_out_aborts, .signal = SIGABRT) {
+  Cluster c(3);
+  c.ConnectAll();
+  c.Settle();
+  Replica& n1 = c.node(kN1);
+  (void)n1.Freeze();  // Everything handed out: fine.
+  n1.Put(1, 1, "k", "v", nullptr, c.now);
+  (void)n1.Freeze();
 }
 
 Test(snapshot, image_then_log_replay_equals_the_state_before_the_crash) {

@@ -281,7 +281,13 @@ Test(recovery, missing_data_directory_is_created) {
   snprintf(admin, sizeof(admin), "%s/admin.sock", base);
   snprintf(wal, sizeof(wal), "%s/wal-00000000000000000001.log", data_dir);
   int status = RunOneNode(data_dir, admin, wal);
-  cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "kvd status %d", status);
+  /* The log file appears before kvd installs its SIGTERM handler (it is
+   * made during recovery): a SIGTERM in between ends it by the signal's
+   * default action, which is no failure here (1 run in 3 with three test
+   * processes at once). */
+  bool stopped_early = WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM;
+  cr_assert(stopped_early || (WIFEXITED(status) && WEXITSTATUS(status) == 0), "kvd status %d",
+            status);
   struct stat st;
   cr_assert_eq(stat(data_dir, &st), 0, "data directory not created");
   cr_assert_eq(st.st_mode & 0777, 0700, "data directory mode %o", st.st_mode & 0777);
