@@ -31,6 +31,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "daemon/core/limits.h"
@@ -257,6 +258,15 @@ class Store::Iterator {
 class FreezeBuffer {
  public:
   FreezeBuffer() = default;
+  // A moved-from buffer is empty (capacity 0), never a capacity without
+  // memory behind it.
+  FreezeBuffer(FreezeBuffer&& other) noexcept
+      : slots_(std::move(other.slots_)), capacity_(std::exchange(other.capacity_, 0)) {}
+  FreezeBuffer& operator=(FreezeBuffer&& other) noexcept {
+    slots_ = std::move(other.slots_);
+    capacity_ = std::exchange(other.capacity_, 0);
+    return *this;
+  }
   // Room for `slots` slots, every page already touched.
   static FreezeBuffer Allocate(size_t slots);
   size_t capacity() const { return capacity_; }

@@ -526,6 +526,7 @@ void Node::StartSnapshot(core::FreezeBuffer buffer) {
                                  : WalFile::RotateSync::kNever;
   if (core::Status s = wal_.Rotate(sync, &segment); !s.ok()) {
     snapshot_busy_ = false;
+    spare_freeze_buffer_ = std::move(buffer);          // For the retry.
     if (s.code() == core::Code::kUnavailable) return;  // Try again next turn.
     Fatal(s.message());
     return;

@@ -491,7 +491,10 @@ Test(store, a_detached_view_gives_its_buffer_back) {
   cr_assert_eq(frozen.size(), 0u);
   cr_assert(frozen.begin() == frozen.end());
 
-  FrozenStore again = store.Freeze(std::move(buffer));
+  cr_assert_eq(buffer.capacity(), slots);
+  FreezeBuffer moved = std::move(buffer);
+  cr_assert_eq(buffer.capacity(), 0u, "a moved-from buffer is empty");
+  FrozenStore again = store.Freeze(std::move(moved));
   for (int i = 0; i < 150000; ++i) store.Apply(MakeWrite(0, {++seq}, KeyNumber(i), "third"));
   std::map<std::string, std::string> seen = Contents(again);
   cr_assert_eq(seen.size(), 150000u);
@@ -499,9 +502,22 @@ Test(store, a_detached_view_gives_its_buffer_back) {
   cr_assert_eq(seen.at(KeyNumber(1)), "first");
   again.Detach();
 
+  // A buffer larger than the table (the store shrank) is used and comes
+  // back whole; an empty one makes Freeze copy into memory of its own.
+  Store few;
+  for (int i = 0; i < 10; ++i) few.Apply(MakeWrite(0, {++seq}, KeyNumber(i), "few"));
+  FrozenStore roomy = few.Freeze(FreezeBuffer::Allocate(few.slot_count() * 4));
+  cr_assert_eq(Contents(roomy).size(), 10u);
+  roomy.Detach();
+  cr_assert_eq(roomy.TakeBuffer().capacity(), few.slot_count() * 4);
+  FrozenStore unbuffered = few.Freeze(FreezeBuffer());
+  cr_assert_eq(Contents(unbuffered).size(), 10u);
+  unbuffered.Detach();
+
   // Once the store has grown past it, a kept buffer is too small: Freeze
   // makes its own copy and the view is still whole.
   FreezeBuffer small = again.TakeBuffer();
+  cr_assert_eq(small.capacity(), slots, "the freeze used the buffer it was given");
   for (int i = 150000; i < 400000; ++i) store.Apply(MakeWrite(0, {++seq}, KeyNumber(i), "grown"));
   cr_assert_lt(small.capacity(), store.slot_count());
   FrozenStore grown = store.Freeze(std::move(small));

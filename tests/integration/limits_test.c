@@ -197,11 +197,13 @@ Test(limits, bad_limits_stop_start_up) {
 }
 
 Test(limits, a_deep_pipeline_is_paused_not_dropped) {
-  /* 5,000 requests in flight: n1 stops reading at 1,024 unanswered and
-   * resumes as replies go out; every reply arrives, in order. */
+  /* 20,000 requests in flight: n1 stops reading at 1,024 unanswered and
+   * resumes as replies go out; every reply arrives, in order. (With 5,000,
+   * about 5 reads of 64 KiB, a loaded machine sometimes let n1 answer
+   * each read before the next arrived, and it never had to pause.) */
   kvt_start("--fsync", "no", NULL);
   kv_client* c = kvt_client(1);
-  enum { kDepth = 5000 };
+  enum { kDepth = 20000 };
   static uint64_t ids[kDepth];
   for (int i = 0; i < kDepth; ++i) {
     char key[16];
