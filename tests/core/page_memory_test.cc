@@ -5,6 +5,7 @@
 #include "daemon/core/page_memory.h"
 
 #include <criterion/criterion.h>
+#include <sys/mman.h>
 
 #include <cstdint>
 
@@ -18,6 +19,12 @@ bool AllZero(const uint64_t* words, size_t count) {
     if (words[i] != 0) return false;
   }
   return true;
+}
+
+// msync answers ENOMEM for a range that is not mapped.
+bool Mapped(const void* address) {
+  void* page = reinterpret_cast<void*>(reinterpret_cast<uintptr_t>(address) & ~uintptr_t{4095});
+  return msync(page, 4096, MS_ASYNC) == 0;
 }
 
 }  // namespace
@@ -34,6 +41,19 @@ Test(page_memory, large_arrays_are_zeroed_writable_and_huge_page_aligned) {
     for (size_t i = 0; i < kCount; ++i) words[i] = i + 1;  // Every byte is ours.
     cr_assert_eq(words[kCount - 1], kCount);
   }
+}
+
+Test(page_memory, a_freed_large_array_is_unmapped_whole) {
+  constexpr size_t kCount = (size_t{5} << 20) / sizeof(uint64_t);  // 5 MiB: rounded to 6.
+  PageArray<uint64_t> words = AllocatePageArray<uint64_t>(kCount);
+  const uint64_t* first = words.get();
+  const uint64_t* last = first + kCount - 1;
+  const char* rounded_end = reinterpret_cast<const char*>(first) + (size_t{6} << 20) - 1;
+  cr_assert(Mapped(first) && Mapped(last) && Mapped(rounded_end));
+  words.reset();
+  cr_assert_not(Mapped(first), "the first page is still mapped");
+  cr_assert_not(Mapped(last), "the last page is still mapped");
+  cr_assert_not(Mapped(rounded_end), "the rounding's last page is still mapped");
 }
 
 Test(page_memory, small_arrays_are_zeroed) {
