@@ -231,8 +231,8 @@ runs = [json.loads(line) for line in open(sys.argv[1])]
 rps = [r["result"]["throughput_rps"] for r in runs
        if r.get("case") == "5" and r.get("label") == "max PUT P=16"
        and r.get("server") == sys.argv[2] and r["result"]["throughput_rps"] > 0]
-# No run worked: 0 would mean no rate limit at all, so stop here instead.
-sys.exit("compare.sh: no max PUT run of " + sys.argv[2] + " worked") if not rps else None
+if not rps:  # A rate of 0 would mean no limit at all: stop instead.
+    sys.exit("compare.sh: no max PUT run of " + sys.argv[2] + " worked")
 print(int(statistics.median(rps) / 2))' "$results" "$server")
       note 5 "${server}_rate" "$rate"
       bench 5 "lag @50%" "$server" "${args[@]}" --pipeline 16 --rate "$rate" \

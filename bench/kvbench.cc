@@ -692,8 +692,9 @@ void Bench::LagSeen(uint64_t seq, uint64_t now_ns) {
   if (it == lag_probes_.end()) return;
   if (--it->second.remaining > 0) return;
   if (phase_ == Phase::kMeasure) {
-    lag_.Record(now_ns - it->second.ack_ns);
-    tick_lag_.Record(now_ns - it->second.ack_ns);
+    const uint64_t lag_ns = now_ns - it->second.ack_ns;
+    lag_.Record(lag_ns);
+    tick_lag_.Record(lag_ns);
   }
   lag_probes_.erase(it);
 }

@@ -244,7 +244,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // The log grows by this many times the last snapshot before the next.
   static constexpr uint64_t kSnapshotLogRatio = 2;
   bool snapshot_requested_ = false;
-  // From preparing the freeze buffer until the old files are removed.
+  // While a new freeze buffer is made on the thread pool, and from the
+  // freeze until the old files are removed.
   bool snapshot_busy_ = false;
   // The last snapshot's freeze buffer, kept for the next one: making a new
   // one (16-32 MB for 1M keys) on the thread pool while the loops ran
