@@ -301,6 +301,7 @@ class Bench {
   uv_timer_t phase_timer_;
   uv_timer_t pace_;
   std::vector<std::unique_ptr<Connection>> conns_;
+  size_t start_load_from_ = 0;  // The connection StartLoad refills first.
   std::vector<Connection*> probe_conns_;  // One per node when lag probes are on.
   int total_conns_ = 0;
   // Lag probes in progress: sequence -> acknowledgement time and how many
@@ -767,11 +768,18 @@ void Bench::EnterPhase(Phase phase) {
   StartLoad();
 }
 
-// Connections that had nothing to send (start, or the preload finishing)
-// start again; the others carry on from their replies.
+// Connections that had nothing to send (start, the preload finishing, or a
+// pace tick with new tokens) start again; the others carry on from their
+// replies. Each call starts one connection further on: with --rate the
+// tokens often run out part way, and always starting at connection 0 left
+// the last ones with nothing to send, so the load ran on fewer connections
+// than asked (and kvd closed the silent ones after its 10 s handshake
+// timeout).
 void Bench::StartLoad() {
   const uint64_t now_ns = uv_hrtime();
-  for (auto& conn : conns_) conn->Refill(now_ns);
+  const size_t n = conns_.size();
+  for (size_t i = 0; i < n; ++i) conns_[(start_load_from_ + i) % n]->Refill(now_ns);
+  if (n > 0) start_load_from_ = (start_load_from_ + 1) % n;
 }
 
 void Bench::HandlePhaseEnd() {
