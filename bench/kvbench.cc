@@ -301,7 +301,7 @@ class Bench {
   uv_timer_t phase_timer_;
   uv_timer_t pace_;
   std::vector<std::unique_ptr<Connection>> conns_;
-  size_t start_load_from_ = 0;  // The connection StartLoad refills first.
+  size_t start_load_from_ = 0;            // The connection StartLoad refills first.
   std::vector<Connection*> probe_conns_;  // One per node when lag probes are on.
   int total_conns_ = 0;
   // Lag probes in progress: sequence -> acknowledgement time and how many

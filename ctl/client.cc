@@ -281,6 +281,10 @@ Result<NodeStatus> Client::Status() {
         status.accepting_writes = in->accepting_writes();
         status.log_entries = in->log_entries();
         status.cluster_id = std::string(wire::AsText(in->cluster_id()));
+        if (const fb::LoopStatus* loop = in->loop()) {
+          status.loop = {loop->window_us(), loop->busy_us(), loop->cpu_us(), loop->turns(),
+                         loop->longest_turn_us()};
+        }
         if (in->peers() != nullptr) {
           for (const fb::PeerStatus* peer : *in->peers()) {
             status.peers.push_back({peer->node_index(), std::string(wire::AsText(peer->address())),

@@ -111,6 +111,16 @@ struct PeerStatus {
   Context acked;               // The peer's clock as its last Ack showed; may be empty.
 };
 
+// How the node's event loop spent its last whole second (all 0 in its first
+// second, and from nodes that do not report it).
+struct LoopStatus {
+  uint64_t window_us = 0;
+  uint64_t busy_us = 0;  // Not waiting for events.
+  uint64_t cpu_us = 0;   // On a CPU; busy - cpu: ready but not running.
+  uint64_t turns = 0;
+  uint64_t longest_turn_us = 0;
+};
+
 struct NodeStatus {
   uint32_t node_index = 0;
   Context clock;
@@ -120,6 +130,7 @@ struct NodeStatus {
   uint64_t log_entries = 0;
   std::vector<PeerStatus> peers;
   std::string cluster_id;  // Empty until the node has recorded its identity.
+  LoopStatus loop;
 };
 
 // Writes (origin, seq_first..seq_last) a buffered write waits for.

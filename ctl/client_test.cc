@@ -326,7 +326,9 @@ Test(client, status_buffer_and_admin_replies) {
       case fb::Message::StatusRequest: {
         wire::PeerStatusFields peers[] = {{1, "127.0.0.1:7002", true, true, false, clock},
                                           {2, "127.0.0.1:7003", false, true, true, {}}};
-        enc.Encode(env.request_id(), wire::StatusReplyFields{0, clock, 1, 2, true, peers, 4}, out);
+        wire::StatusReplyFields fields{0, clock, 1, 2, true, peers, 4};
+        fields.loop = {1'002'000, 450'000, 350'000, 7012, 3100};
+        enc.Encode(env.request_id(), fields, out);
         break;
       }
       case fb::Message::BufferRequest: {
@@ -358,6 +360,11 @@ Test(client, status_buffer_and_admin_replies) {
   cr_assert_eq(status->keys, 2);
   cr_assert_eq(status->log_entries, 4);
   cr_assert(status->accepting_writes);
+  cr_assert_eq(status->loop.window_us, 1'002'000);
+  cr_assert_eq(status->loop.busy_us, 450'000);
+  cr_assert_eq(status->loop.cpu_us, 350'000);
+  cr_assert_eq(status->loop.turns, 7012);
+  cr_assert_eq(status->loop.longest_turn_us, 3100);
   cr_assert_eq(status->peers.size(), 2);
   cr_assert_eq(status->peers[1].address, "127.0.0.1:7003");
   cr_assert(status->peers[1].held);

@@ -1,6 +1,7 @@
 #include "ctl/render.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <vector>
 
 namespace kvd::ctl {
@@ -72,6 +73,21 @@ std::string Printable(std::string_view bytes) {
   return out;
 }
 
+// "busy 45 %, on a CPU 35 %, 7012 turns, longest 3.1 ms (last 1.0 s)".
+std::string LoopText(const client::LoopStatus& loop) {
+  if (loop.window_us == 0) return "(no whole second yet)";
+  auto percent = [&loop](uint64_t us) {
+    return static_cast<int>(100.0 * static_cast<double>(us) / static_cast<double>(loop.window_us) +
+                            0.5);
+  };
+  char text[160];
+  std::snprintf(
+      text, sizeof text, "busy %d %%, on a CPU %d %%, %llu turns, longest %.1f ms (last %.1f s)",
+      percent(loop.busy_us), percent(loop.cpu_us), (unsigned long long)loop.turns,
+      static_cast<double>(loop.longest_turn_us) / 1e3, static_cast<double>(loop.window_us) / 1e6);
+  return text;
+}
+
 std::string StatusText(const client::NodeStatus& status) {
   std::string out = Table({
       {"node", NodeName(status.node_index)},
@@ -81,6 +97,7 @@ std::string StatusText(const client::NodeStatus& status) {
       {"log entries", std::to_string(status.log_entries)},
       {"accepting writes", YesNo(status.accepting_writes)},
       {"cluster", status.cluster_id.empty() ? "(no identity yet)" : status.cluster_id},
+      {"loop", LoopText(status.loop)},
   });
   if (status.peers.empty()) return out;
   std::vector<std::vector<std::string>> rows = {{"peer", "address", "out", "in", "held", "acked"}};
@@ -108,6 +125,19 @@ void StatusJson(const client::NodeStatus& status, JsonWriter* json) {
       .Uint(status.log_entries)
       .Key("cluster_id")
       .String(status.cluster_id)
+      .Key("loop")
+      .BeginObject()
+      .Key("window_us")
+      .Uint(status.loop.window_us)
+      .Key("busy_us")
+      .Uint(status.loop.busy_us)
+      .Key("cpu_us")
+      .Uint(status.loop.cpu_us)
+      .Key("turns")
+      .Uint(status.loop.turns)
+      .Key("longest_turn_us")
+      .Uint(status.loop.longest_turn_us)
+      .EndObject()
       .Key("peers")
       .BeginArray();
   for (const client::PeerStatus& peer : status.peers) {

@@ -26,7 +26,9 @@ std::string Printable(std::string_view bytes);
 std::string StatusText(const client::NodeStatus& status);
 
 // The --json status object: id, clock, buffered, keys, accepting_writes,
-// log_entries, and peers: [{id, address, connected, connected_out,
+// log_entries, cluster_id, loop: {window_us, busy_us, cpu_us, turns,
+// longest_turn_us} (the event loop's last whole second; all 0 before one),
+// and peers: [{id, address, connected, connected_out,
 // connected_in, held, acked}]. `connected` is connected_out &&
 // connected_in: replication flows both ways. `acked` is [] until the peer
 // has acknowledged.

@@ -27,13 +27,16 @@ Test(render, status_json) {
   status.accepting_writes = true;
   status.log_entries = 3;
   status.cluster_id = "c0ffee";
+  status.loop = {1'000'000, 450'000, 350'000, 7012, 3100};
   status.peers.push_back({1, "127.0.0.1:7002", true, true, false, {1, 2, 0}});
   status.peers.push_back({2, "127.0.0.1:7003", true, false, true, {}});
   JsonWriter json;
   StatusJson(status, &json);
   cr_assert_eq(json.str(),
                "{\"id\":1,\"clock\":[1,2,0],\"buffered\":1,\"keys\":2,\"accepting_writes\":true,"
-               "\"log_entries\":3,\"cluster_id\":\"c0ffee\",\"peers\":["
+               "\"log_entries\":3,\"cluster_id\":\"c0ffee\","
+               "\"loop\":{\"window_us\":1000000,\"busy_us\":450000,\"cpu_us\":350000,"
+               "\"turns\":7012,\"longest_turn_us\":3100},\"peers\":["
                "{\"id\":2,\"address\":\"127.0.0.1:7002\",\"connected\":true,"
                "\"connected_out\":true,\"connected_in\":true,\"held\":false,\"acked\":[1,2,0]},"
                "{\"id\":3,\"address\":\"127.0.0.1:7003\",\"connected\":false,"
@@ -43,6 +46,12 @@ Test(render, status_json) {
   cr_assert(text.find("[1,2,0]") != std::string::npos);
   cr_assert(text.find("127.0.0.1:7003") != std::string::npos);
   cr_assert(text.find("c0ffee") != std::string::npos);
+  cr_assert(text.find("busy 45 %, on a CPU 35 %, 7012 turns, longest 3.1 ms (last 1.0 s)") !=
+                std::string::npos,
+            "%s", text.c_str());
+  status.loop = {};
+  text = StatusText(status);
+  cr_assert(text.find("(no whole second yet)") != std::string::npos, "%s", text.c_str());
 }
 
 Test(render, buffer_json_and_text) {

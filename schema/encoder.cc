@@ -103,10 +103,13 @@ size_t Encoder::Encode(uint64_t request_id, const StatusReplyFields& m, std::str
   auto peer_vector = peers.empty() ? 0 : fbb_.CreateVector(peers);
   auto clock = Clock(m.clock);
   auto cluster_id = Text(m.cluster_id);
-  return Finish(request_id,
-                fb::CreateStatusReply(fbb_, m.node_index, clock, m.buffered, m.keys,
-                                      m.accepting_writes, peer_vector, m.log_entries, cluster_id),
-                out);
+  auto loop = fb::CreateLoopStatus(fbb_, m.loop.window_us, m.loop.busy_us, m.loop.cpu_us,
+                                   m.loop.turns, m.loop.longest_turn_us);
+  return Finish(
+      request_id,
+      fb::CreateStatusReply(fbb_, m.node_index, clock, m.buffered, m.keys, m.accepting_writes,
+                            peer_vector, m.log_entries, cluster_id, loop),
+      out);
 }
 
 size_t Encoder::Encode(uint64_t request_id, const BufferRequestFields& m, std::string* out) {

@@ -118,6 +118,14 @@ struct PeerStatusFields {
   std::span<const uint64_t> acked = {};
 };
 
+struct LoopStatusFields {
+  uint64_t window_us = 0;
+  uint64_t busy_us = 0;
+  uint64_t cpu_us = 0;
+  uint64_t turns = 0;
+  uint64_t longest_turn_us = 0;
+};
+
 struct StatusReplyFields {
   uint32_t node_index = 0;
   std::span<const uint64_t> clock = {};
@@ -127,6 +135,7 @@ struct StatusReplyFields {
   std::span<const PeerStatusFields> peers = {};
   uint64_t log_entries = 0;
   std::string_view cluster_id = {};
+  LoopStatusFields loop = {};
 };
 
 struct BufferRequestFields {

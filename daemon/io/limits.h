@@ -62,6 +62,10 @@ inline constexpr uint64_t kShutdownFlushMs = 2000;
 inline constexpr uint64_t kWriteEventLinesPerSecond = 20;
 // Lines about refused connections (over --max-clients) per second.
 inline constexpr uint64_t kRefusalLinesPerSecond = 1;
+// A loop turn this long (its handling, waits for a CPU included) gets a
+// warning with the second's account of the loop: every client and peer of
+// the node waited through it. At most one such line per second.
+inline constexpr uint64_t kSlowTurnWarnNs = 100'000'000;
 // The idle sweep runs at most this often (and at least every quarter of
 // the idle timeout).
 inline constexpr uint64_t kIdleSweepMsMax = 1000;

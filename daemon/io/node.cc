@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 
 #include "daemon/io/file_util.h"
 #include "daemon/io/log.h"
@@ -135,6 +136,12 @@ core::Status Node::Start(uv_loop_t* loop) {
   RaiseFileLimit();
   if (core::Status s = Listen(); !s.ok()) return s;
   if (config_.fsync == FsyncPolicy::kEverySec) uv_timer_start(&everysec_, OnEverySec, 1000, 1000);
+  // The poll wait is what LoopHealth subtracts; without it, a loop would
+  // look busy all the time (status says so with busy == window).
+  if (int rc = uv_loop_configure(loop_, UV_METRICS_IDLE_TIME); rc < 0) {
+    KV_LOG(kWarn, "loop idle-time metrics unavailable (%s): status shows the loop always busy",
+           uv_strerror(rc));
+  }
   uv_prepare_start(&prepare_, OnPrepare);
   // The tick lets time-driven work happen on an idle node: acks, forwarding,
   // context deadlines. Turn() runs after it like after any callback.
@@ -347,13 +354,38 @@ void Node::CloseSilentConnections() {
   }
 }
 
-void Node::OnPrepare(uv_prepare_t* handle) { static_cast<Node*>(handle->data)->Turn(); }
+void Node::OnPrepare(uv_prepare_t* handle) {
+  auto* node = static_cast<Node*>(handle->data);
+  node->loop_health_.OnTurn(uv_hrtime(), uv_metrics_idle_time(node->loop_));
+  node->Turn();
+}
 
 // Time-driven work of the shell; Turn() follows every loop iteration.
 void Node::OnTick(uv_timer_t* handle) {
   auto* node = static_cast<Node*>(handle->data);
   node->CloseSilentConnections();
   node->CloseIdleConnections();
+  node->AccountLoop();
+}
+
+namespace {
+uint64_t ThreadCpuNs() {
+  timespec now{};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now) != 0) return 0;
+  return static_cast<uint64_t>(now.tv_sec) * 1000000000u + static_cast<uint64_t>(now.tv_nsec);
+}
+}  // namespace
+
+void Node::AccountLoop() {
+  if (!loop_health_.Close(uv_hrtime(), uv_metrics_idle_time(loop_), ThreadCpuNs())) return;
+  const core::LoopHealth::Window& w = loop_health_.last();
+  if (w.longest_turn_ns < kSlowTurnWarnNs) return;
+  auto percent = [&w](uint64_t ns) { return 100.0 * static_cast<double>(ns) / w.wall_ns; };
+  KV_LOG(kWarn,
+         "loop: a turn took %.0f ms; in the last %.1f s the loop was busy %.0f %%, on a CPU %.0f "
+         "%%, ready but not running %.0f %% (waiting for a CPU or in a system call)",
+         static_cast<double>(w.longest_turn_ns) / 1e6, static_cast<double>(w.wall_ns) / 1e9,
+         percent(w.busy_ns), percent(w.cpu_ns), percent(w.waiting_ns()));
 }
 
 // A client that sends nothing and waits for nothing holds a descriptor and

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "daemon/config.h"
+#include "daemon/core/loop_health.h"
 #include "daemon/core/replica.h"
 #include "daemon/io/limits.h"
 #include "daemon/io/notify.h"
@@ -94,6 +95,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   bool CloseIfOverOutputCap(Stream& stream);
   void CloseSilentConnections();
   void CloseIdleConnections();
+  // Closes LoopHealth's window once a second, and warns of a slow turn.
+  void AccountLoop();
   void RaiseFileLimit();
   void Reload();
   static void OnShutdownTimer(uv_timer_t* handle);
@@ -231,6 +234,7 @@ class Node : public StreamHandler, public PeerLinkOwner {
   size_t gathered_context_count_ = 0;
   std::vector<core::Replica::ClientRequest> gathered_views_;
   uint64_t last_idle_sweep_ms_ = 0;
+  core::LoopHealth loop_health_;          // Fed by every turn; `kvctl status` shows it.
   std::vector<Stream*> scratch_streams_;  // Reused by the idle sweep.
 
   // Durability. Outputs wait here, in order, for the fsync covering the

@@ -144,6 +144,39 @@ Test(kvctl, put_get_del_json_and_exit_codes) {
   kvt_stop();
 }
 
+/* The number after "key": in the last JSON output; -1 if absent. */
+static long long JsonNumber(const char* key) {
+  char pattern[64];
+  snprintf(pattern, sizeof(pattern), "\"%s\":", key);
+  const char* at = strstr(g_json, pattern);
+  return at == NULL ? -1 : strtoll(at + strlen(pattern), NULL, 10);
+}
+
+/* The event loop's account of its last second: a whole window, turns in
+ * it, and an idle node busy for a small part of it (were the poll wait not
+ * measured, busy would equal the window). */
+Test(kvctl, status_accounts_for_the_loop) {
+  kvt_start(NULL);
+  const char* n1 = kvt_node_at(1)->address;
+  long long window = 0;
+  for (int i = 0; i < 50 && window <= 0; ++i) {
+    EXPECT_EXIT(0, "-n", n1, "--json", "status");
+    window = JsonNumber("window_us");
+    if (window <= 0) usleep(100 * 1000);
+  }
+  cr_assert_geq(window, 1000000, "no whole second accounted: %s", g_out);
+  cr_assert_lt(window, 5000000, "%s", g_out);
+  long long busy = JsonNumber("busy_us"), turns = JsonNumber("turns");
+  cr_assert(busy >= 0 && busy < window / 2, "an idle node busy %lld us of %lld: %s", busy, window,
+            g_out);
+  cr_assert_geq(JsonNumber("cpu_us"), 0, "%s", g_out);
+  cr_assert_gt(turns, 10, "the 10 ms tick alone turns the loop: %s", g_out);
+  cr_assert_geq(JsonNumber("longest_turn_us"), 0, "%s", g_out);
+  EXPECT_EXIT(0, "-n", n1, "status");
+  cr_assert(strstr(g_out, "on a CPU") != NULL, "%s", g_out);
+  kvt_stop();
+}
+
 Test(kvctl, bad_address_and_usage_exit_2) {
   /* Nothing listens on a port we just freed. */
   char address[32];
