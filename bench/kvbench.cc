@@ -302,6 +302,7 @@ class Bench {
   uv_timer_t pace_;
   std::vector<std::unique_ptr<Connection>> conns_;
   size_t start_load_from_ = 0;            // The connection StartLoad refills first.
+  bool out_of_tokens_ = false;            // TakeToken refused since StartLoad last cleared it.
   std::vector<Connection*> probe_conns_;  // One per node when lag probes are on.
   int total_conns_ = 0;
   // Lag probes in progress: sequence -> acknowledgement time and how many
@@ -705,7 +706,10 @@ bool Bench::TakeToken(uint64_t now_ns) {
   const double allowed = options_.rate * static_cast<double>(now_ns - rate_start_ns_) / 1e9;
   const double burst = std::max(1.0, options_.rate * 0.005);
   if (allowed - rate_issued_ > burst) rate_issued_ = allowed - burst;
-  if (rate_issued_ + 1.0 > allowed) return false;
+  if (rate_issued_ + 1.0 > allowed) {
+    out_of_tokens_ = true;
+    return false;
+  }
   rate_issued_ += 1.0;
   return true;
 }
@@ -770,16 +774,23 @@ void Bench::EnterPhase(Phase phase) {
 
 // Connections that had nothing to send (start, the preload finishing, or a
 // pace tick with new tokens) start again; the others carry on from their
-// replies. Each call starts one connection further on: with --rate the
-// tokens often run out part way, and always starting at connection 0 left
-// the last ones with nothing to send, so the load ran on fewer connections
-// than asked (and kvd closed the silent ones after its 10 s handshake
-// timeout).
+// replies. Round robin: with --rate the tokens often run out part way, and
+// the connection that found none goes first next time. Always starting at
+// connection 0 left the last ones with nothing to send, so the load ran on
+// fewer connections than asked (and kvd closed the silent ones after its
+// 10 s handshake timeout).
 void Bench::StartLoad() {
   const uint64_t now_ns = uv_hrtime();
   const size_t n = conns_.size();
-  for (size_t i = 0; i < n; ++i) conns_[(start_load_from_ + i) % n]->Refill(now_ns);
-  if (n > 0) start_load_from_ = (start_load_from_ + 1) % n;
+  for (size_t i = 0; i < n; ++i) {
+    const size_t index = (start_load_from_ + i) % n;
+    out_of_tokens_ = false;
+    conns_[index]->Refill(now_ns);
+    if (out_of_tokens_) {
+      start_load_from_ = index;
+      return;
+    }
+  }
 }
 
 void Bench::HandlePhaseEnd() {

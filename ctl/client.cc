@@ -282,8 +282,8 @@ Result<NodeStatus> Client::Status() {
         status.log_entries = in->log_entries();
         status.cluster_id = std::string(wire::AsText(in->cluster_id()));
         if (const fb::LoopStatus* loop = in->loop()) {
-          status.loop = {loop->window_us(), loop->busy_us(), loop->cpu_us(), loop->turns(),
-                         loop->longest_turn_us()};
+          status.loop = {true,          loop->window_us(),       loop->busy_us(),    loop->cpu_us(),
+                         loop->turns(), loop->longest_turn_us(), loop->cpu_wait_us()};
         }
         if (in->peers() != nullptr) {
           for (const fb::PeerStatus* peer : *in->peers()) {

@@ -112,13 +112,15 @@ struct PeerStatus {
 };
 
 // How the node's event loop spent its last whole second (all 0 in its first
-// second, and from nodes that do not report it).
+// second). `reported` is false for nodes older than this account.
 struct LoopStatus {
+  bool reported = false;
   uint64_t window_us = 0;
   uint64_t busy_us = 0;  // Not waiting for events.
-  uint64_t cpu_us = 0;   // On a CPU; busy - cpu: ready but not running.
+  uint64_t cpu_us = 0;   // On a CPU.
   uint64_t turns = 0;
   uint64_t longest_turn_us = 0;
+  uint64_t cpu_wait_us = 0;  // Ready but not running (0: the kernel does not say).
 };
 
 struct NodeStatus {

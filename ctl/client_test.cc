@@ -327,7 +327,7 @@ Test(client, status_buffer_and_admin_replies) {
         wire::PeerStatusFields peers[] = {{1, "127.0.0.1:7002", true, true, false, clock},
                                           {2, "127.0.0.1:7003", false, true, true, {}}};
         wire::StatusReplyFields fields{0, clock, 1, 2, true, peers, 4};
-        fields.loop = {1'002'000, 450'000, 350'000, 7012, 3100};
+        fields.loop = {1'002'000, 450'000, 350'000, 7012, 3100, 90'000};
         enc.Encode(env.request_id(), fields, out);
         break;
       }
@@ -365,6 +365,8 @@ Test(client, status_buffer_and_admin_replies) {
   cr_assert_eq(status->loop.cpu_us, 350'000);
   cr_assert_eq(status->loop.turns, 7012);
   cr_assert_eq(status->loop.longest_turn_us, 3100);
+  cr_assert_eq(status->loop.cpu_wait_us, 90'000);
+  cr_assert(status->loop.reported);
   cr_assert_eq(status->peers.size(), 2);
   cr_assert_eq(status->peers[1].address, "127.0.0.1:7003");
   cr_assert(status->peers[1].held);

@@ -73,18 +73,22 @@ std::string Printable(std::string_view bytes) {
   return out;
 }
 
-// "busy 45 %, on a CPU 35 %, 7012 turns, longest 3.1 ms (last 1.0 s)".
+// "busy 45 %, on a CPU 35 %, waiting for a CPU 9 %, 7012 turns, longest
+// 3.1 ms (last 1.0 s)". The figures come from the node: printed as
+// doubles, so a bad one cannot overflow a conversion.
 std::string LoopText(const client::LoopStatus& loop) {
+  if (!loop.reported) return "(not reported by this node)";
   if (loop.window_us == 0) return "(no whole second yet)";
   auto percent = [&loop](uint64_t us) {
-    return static_cast<int>(100.0 * static_cast<double>(us) / static_cast<double>(loop.window_us) +
-                            0.5);
+    return 100.0 * static_cast<double>(us) / static_cast<double>(loop.window_us);
   };
-  char text[160];
-  std::snprintf(
-      text, sizeof text, "busy %d %%, on a CPU %d %%, %llu turns, longest %.1f ms (last %.1f s)",
-      percent(loop.busy_us), percent(loop.cpu_us), (unsigned long long)loop.turns,
-      static_cast<double>(loop.longest_turn_us) / 1e3, static_cast<double>(loop.window_us) / 1e6);
+  char text[200];
+  std::snprintf(text, sizeof text,
+                "busy %.0f %%, on a CPU %.0f %%, waiting for a CPU %.0f %%, %llu turns, longest "
+                "%.1f ms (last %.1f s)",
+                percent(loop.busy_us), percent(loop.cpu_us), percent(loop.cpu_wait_us),
+                (unsigned long long)loop.turns, static_cast<double>(loop.longest_turn_us) / 1e3,
+                static_cast<double>(loop.window_us) / 1e6);
   return text;
 }
 
@@ -137,6 +141,8 @@ void StatusJson(const client::NodeStatus& status, JsonWriter* json) {
       .Uint(status.loop.turns)
       .Key("longest_turn_us")
       .Uint(status.loop.longest_turn_us)
+      .Key("cpu_wait_us")
+      .Uint(status.loop.cpu_wait_us)
       .EndObject()
       .Key("peers")
       .BeginArray();

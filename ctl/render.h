@@ -27,7 +27,8 @@ std::string StatusText(const client::NodeStatus& status);
 
 // The --json status object: id, clock, buffered, keys, accepting_writes,
 // log_entries, cluster_id, loop: {window_us, busy_us, cpu_us, turns,
-// longest_turn_us} (the event loop's last whole second; all 0 before one),
+// longest_turn_us, cpu_wait_us} (the event loop's last whole second; all 0
+// before one, and from nodes that do not report it),
 // and peers: [{id, address, connected, connected_out,
 // connected_in, held, acked}]. `connected` is connected_out &&
 // connected_in: replication flows both ways. `acked` is [] until the peer

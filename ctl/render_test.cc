@@ -3,6 +3,7 @@
 
 #include <criterion/criterion.h>
 
+#include <cstdint>
 #include <string>
 
 using namespace kvd::client;
@@ -27,7 +28,7 @@ Test(render, status_json) {
   status.accepting_writes = true;
   status.log_entries = 3;
   status.cluster_id = "c0ffee";
-  status.loop = {1'000'000, 450'000, 350'000, 7012, 3100};
+  status.loop = {true, 1'000'000, 450'000, 350'000, 7012, 3100, 90'000};
   status.peers.push_back({1, "127.0.0.1:7002", true, true, false, {1, 2, 0}});
   status.peers.push_back({2, "127.0.0.1:7003", true, false, true, {}});
   JsonWriter json;
@@ -36,7 +37,7 @@ Test(render, status_json) {
                "{\"id\":1,\"clock\":[1,2,0],\"buffered\":1,\"keys\":2,\"accepting_writes\":true,"
                "\"log_entries\":3,\"cluster_id\":\"c0ffee\","
                "\"loop\":{\"window_us\":1000000,\"busy_us\":450000,\"cpu_us\":350000,"
-               "\"turns\":7012,\"longest_turn_us\":3100},\"peers\":["
+               "\"turns\":7012,\"longest_turn_us\":3100,\"cpu_wait_us\":90000},\"peers\":["
                "{\"id\":2,\"address\":\"127.0.0.1:7002\",\"connected\":true,"
                "\"connected_out\":true,\"connected_in\":true,\"held\":false,\"acked\":[1,2,0]},"
                "{\"id\":3,\"address\":\"127.0.0.1:7003\",\"connected\":false,"
@@ -46,12 +47,19 @@ Test(render, status_json) {
   cr_assert(text.find("[1,2,0]") != std::string::npos);
   cr_assert(text.find("127.0.0.1:7003") != std::string::npos);
   cr_assert(text.find("c0ffee") != std::string::npos);
-  cr_assert(text.find("busy 45 %, on a CPU 35 %, 7012 turns, longest 3.1 ms (last 1.0 s)") !=
-                std::string::npos,
+  cr_assert(text.find("busy 45 %, on a CPU 35 %, waiting for a CPU 9 %, 7012 turns, longest "
+                      "3.1 ms (last 1.0 s)") != std::string::npos,
             "%s", text.c_str());
-  status.loop = {};
+  status.loop = {.reported = true};
   text = StatusText(status);
   cr_assert(text.find("(no whole second yet)") != std::string::npos, "%s", text.c_str());
+  status.loop = {};
+  text = StatusText(status);
+  cr_assert(text.find("(not reported by this node)") != std::string::npos, "%s", text.c_str());
+  // A node's nonsense (busy far beyond the window) prints, not overflows.
+  status.loop = {true, 1, UINT64_MAX, 0, 0, 0, 0};
+  text = StatusText(status);
+  cr_assert(text.find("busy ") != std::string::npos, "%s", text.c_str());
 }
 
 Test(render, buffer_json_and_text) {

@@ -115,6 +115,14 @@ struct Reader {
         Add(m->keys());
         Add(m->accepting_writes());
         Add(m->log_entries());
+        if (const fb::LoopStatus* loop = m->loop()) {
+          Add(loop->window_us());
+          Add(loop->busy_us());
+          Add(loop->cpu_us());
+          Add(loop->turns());
+          Add(loop->longest_turn_us());
+          Add(loop->cpu_wait_us());
+        }
         if (m->peers() == nullptr) break;
         for (const fb::PeerStatus* p : *m->peers()) {
           Add(p->node_index());

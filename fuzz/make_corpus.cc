@@ -121,6 +121,7 @@ void FrameDecoderCorpus(const fs::path& dir) {
   status.buffered = 1;
   status.keys = 2;
   status.peers = peers;
+  status.loop = {1000000, 450000, 350000, 7012, 3100, 90000};
   out.Write("status_reply", h3 + OneFrame(6, status));
   out.Write("buffer_request", h3 + OneFrame(7, wire::BufferRequestFields{10}));
   out.Write("buffer_reply", h3 + OneFrame(7, wire::BufferReplyFields{buffered, 1}));

@@ -104,7 +104,7 @@ size_t Encoder::Encode(uint64_t request_id, const StatusReplyFields& m, std::str
   auto clock = Clock(m.clock);
   auto cluster_id = Text(m.cluster_id);
   auto loop = fb::CreateLoopStatus(fbb_, m.loop.window_us, m.loop.busy_us, m.loop.cpu_us,
-                                   m.loop.turns, m.loop.longest_turn_us);
+                                   m.loop.turns, m.loop.longest_turn_us, m.loop.cpu_wait_us);
   return Finish(
       request_id,
       fb::CreateStatusReply(fbb_, m.node_index, clock, m.buffered, m.keys, m.accepting_writes,

@@ -124,6 +124,7 @@ struct LoopStatusFields {
   uint64_t cpu_us = 0;
   uint64_t turns = 0;
   uint64_t longest_turn_us = 0;
+  uint64_t cpu_wait_us = 0;
 };
 
 struct StatusReplyFields {

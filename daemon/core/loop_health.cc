@@ -7,7 +7,7 @@ namespace {
 uint64_t Since(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
 }  // namespace
 
-void LoopHealth::OnTurn(uint64_t now_ns, uint64_t idle_total_ns) {
+bool LoopHealth::OnTurn(uint64_t now_ns, uint64_t idle_total_ns) {
   if (turn_start_ns_ != 0) {
     uint64_t turn = Since(Since(now_ns, turn_start_ns_), Since(idle_total_ns, turn_idle_ns_));
     if (turn > longest_turn_ns_) longest_turn_ns_ = turn;
@@ -15,31 +15,23 @@ void LoopHealth::OnTurn(uint64_t now_ns, uint64_t idle_total_ns) {
   }
   turn_start_ns_ = now_ns;
   turn_idle_ns_ = idle_total_ns;
+  return !started_ || Since(now_ns, window_start_ns_) >= kWindowNs;
 }
 
-bool LoopHealth::Close(uint64_t now_ns, uint64_t idle_total_ns, uint64_t thread_cpu_ns) {
-  if (!started_) {
-    started_ = true;
-    window_start_ns_ = now_ns;
-    window_idle_ns_ = idle_total_ns;
-    window_cpu_ns_ = thread_cpu_ns;
-    turns_ = 0;
-    longest_turn_ns_ = 0;
-    return false;
+void LoopHealth::Close(uint64_t now_ns, const Counters& totals) {
+  if (started_) {
+    last_.wall_ns = Since(now_ns, window_start_ns_);
+    last_.busy_ns = Since(last_.wall_ns, Since(totals.idle_ns, window_start_.idle_ns));
+    last_.cpu_ns = Since(totals.cpu_ns, window_start_.cpu_ns);
+    last_.cpu_wait_ns = Since(totals.cpu_wait_ns, window_start_.cpu_wait_ns);
+    last_.turns = turns_;
+    last_.longest_turn_ns = longest_turn_ns_;
   }
-  uint64_t wall = Since(now_ns, window_start_ns_);
-  if (wall < kWindowNs) return false;
-  last_.wall_ns = wall;
-  last_.busy_ns = Since(wall, Since(idle_total_ns, window_idle_ns_));
-  last_.cpu_ns = Since(thread_cpu_ns, window_cpu_ns_);
-  last_.turns = turns_;
-  last_.longest_turn_ns = longest_turn_ns_;
+  started_ = true;
   window_start_ns_ = now_ns;
-  window_idle_ns_ = idle_total_ns;
-  window_cpu_ns_ = thread_cpu_ns;
+  window_start_ = totals;
   turns_ = 0;
   longest_turn_ns_ = 0;
-  return true;
 }
 
 }  // namespace kvd::core

@@ -331,8 +331,8 @@ void Node::ReplyStatus(Stream& stream, uint64_t request_id) {
   fields.log_entries = replica_.log().size();
   if (replica_.identity_recorded()) fields.cluster_id = replica_.cluster_id();
   const core::LoopHealth::Window& loop = loop_health_.last();
-  fields.loop = {loop.wall_ns / 1000, loop.busy_ns / 1000, loop.cpu_ns / 1000, loop.turns,
-                 loop.longest_turn_ns / 1000};
+  fields.loop = {loop.wall_ns / 1000, loop.busy_ns / 1000,         loop.cpu_ns / 1000,
+                 loop.turns,          loop.longest_turn_ns / 1000, loop.cpu_wait_ns / 1000};
   uint32_t slot = stream.TakeSlot(request_id);
   encoder_.Encode(request_id, fields, stream.ReplyBuffer(slot));
   stream.ReplyDone(slot);

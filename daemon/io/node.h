@@ -95,8 +95,9 @@ class Node : public StreamHandler, public PeerLinkOwner {
   bool CloseIfOverOutputCap(Stream& stream);
   void CloseSilentConnections();
   void CloseIdleConnections();
-  // Closes LoopHealth's window once a second, and warns of a slow turn.
-  void AccountLoop();
+  // Closes LoopHealth's window (once a second, at a turn boundary), and
+  // warns of a slow turn.
+  void CloseLoopWindow(uint64_t now_ns, uint64_t idle_ns);
   void RaiseFileLimit();
   void Reload();
   static void OnShutdownTimer(uv_timer_t* handle);

@@ -172,8 +172,10 @@ Test(kvctl, status_accounts_for_the_loop) {
   cr_assert_geq(JsonNumber("cpu_us"), 0, "%s", g_out);
   cr_assert_gt(turns, 10, "the 10 ms tick alone turns the loop: %s", g_out);
   cr_assert_geq(JsonNumber("longest_turn_us"), 0, "%s", g_out);
+  long long cpu_wait = JsonNumber("cpu_wait_us");
+  cr_assert(cpu_wait >= 0 && cpu_wait <= window, "%s", g_out);
   EXPECT_EXIT(0, "-n", n1, "status");
-  cr_assert(strstr(g_out, "on a CPU") != NULL, "%s", g_out);
+  cr_assert(strstr(g_out, "waiting for a CPU") != NULL, "%s", g_out);
   kvt_stop();
 }
 
