@@ -516,7 +516,9 @@ Test(kvclient, status_struct) {
     const uint64_t clock[] = {3, 1, 0};
     wire::PeerStatusFields peers[] = {{0, "127.0.0.1:7001", true, false, false, clock},
                                       {2, "127.0.0.1:7003", true, true, true, {}}};
-    enc.Encode(env.request_id(), wire::StatusReplyFields{1, clock, 0, 7, true, peers, 2}, out);
+    wire::StatusReplyFields fields{1, clock, 0, 7, true, peers, 2};
+    fields.loop = {1'001'000, 500'000, 400'000, 6000, 2500, 75'000};
+    enc.Encode(env.request_id(), fields, out);
     return Action{};
   });
   kv_client* c = nullptr;
@@ -532,6 +534,13 @@ Test(kvclient, status_struct) {
   cr_assert_eq(status.peers[0].acked_len, 3);
   cr_assert_eq(status.peers[1].held, 1);
   cr_assert_eq(status.peers[1].acked_len, 0);
+  cr_assert_eq(status.loop.reported, 1);
+  cr_assert_eq(status.loop.window_us, 1'001'000);
+  cr_assert_eq(status.loop.busy_us, 500'000);
+  cr_assert_eq(status.loop.cpu_us, 400'000);
+  cr_assert_eq(status.loop.cpu_wait_us, 75'000);
+  cr_assert_eq(status.loop.turns, 6000);
+  cr_assert_eq(status.loop.longest_turn_us, 2500);
   uint64_t buffered = 99;
   cr_assert_eq(kv_buffer_count(c, &buffered), KV_OK);
   cr_assert_eq(buffered, 0);

@@ -237,6 +237,9 @@ int kv_status(kv_client* c, kv_node_status* out) {
     out->keys = status->keys;
     out->log_entries = status->log_entries;
     out->accepting_writes = status->accepting_writes ? 1 : 0;
+    const kvd::client::LoopStatus& loop = status->loop;
+    out->loop = {loop.reported ? 1 : 0, loop.window_us, loop.busy_us,        loop.cpu_us,
+                 loop.cpu_wait_us,      loop.turns,     loop.longest_turn_us};
     const size_t peers_max = sizeof(out->peers) / sizeof(out->peers[0]);
     out->peer_count = std::min(status->peers.size(), peers_max);
     for (size_t i = 0; i < out->peer_count; ++i) {

@@ -174,6 +174,20 @@ typedef struct kv_peer_status {
   uint64_t acked[KV_NODES_MAX]; /* the peer's clock as its last ack showed */
 } kv_peer_status;
 
+/* How the node's event loop spent its last whole second (kvctl(1) status):
+ * all 0 in the node's first second; reported is 0 for nodes older than this
+ * account. cpu_wait_us is the time it was ready to run but had no CPU (0
+ * where the node's kernel does not say). */
+typedef struct kv_loop_status {
+  int reported;
+  uint64_t window_us;       /* the length of that second, about 1,000,000 */
+  uint64_t busy_us;         /* not waiting for events */
+  uint64_t cpu_us;          /* on a CPU */
+  uint64_t cpu_wait_us;     /* ready to run, waiting for a CPU */
+  uint64_t turns;           /* loop iterations */
+  uint64_t longest_turn_us; /* the longest iteration's handling */
+} kv_loop_status;
+
 typedef struct kv_node_status {
   uint32_t id; /* this node's 1-based id */
   size_t clock_len;
@@ -184,6 +198,7 @@ typedef struct kv_node_status {
   int accepting_writes;         /* 0 while recovering its own writes */
   size_t peer_count;
   kv_peer_status peers[KV_NODES_MAX - 1]; /* every other node, in cluster order */
+  kv_loop_status loop;
 } kv_node_status;
 
 /* Fills *out (a large struct: about 50 KiB; fine on the stack). Works over
