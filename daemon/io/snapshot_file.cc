@@ -118,7 +118,14 @@ void SnapshotWriter::ThreadMain(void* arg) {
   auto tid = static_cast<id_t>(syscall(SYS_gettid));
   errno = 0;
   int nice_now = getpriority(PRIO_PROCESS, tid);
-  if (errno == 0) setpriority(PRIO_PROCESS, tid, std::min(nice_now + 10, 19));
+  if (errno != 0 || setpriority(PRIO_PROCESS, tid, std::min(nice_now + 10, 19)) != 0) {
+    // Said once per snapshot: a sandbox that refuses it (a seccomp filter
+    // without setpriority) leaves the encoder competing with the loop.
+    KV_LOG(kInfo,
+           "snapshot: the encoder's nice +10 was refused (%s); it runs at the loop's "
+           "priority",
+           std::strerror(errno));
+  }
   writer->Work();
   writer->stage_.store(kDone);
   uv_async_send(&writer->thread_progress_);

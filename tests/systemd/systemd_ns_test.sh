@@ -174,6 +174,15 @@ for i in 1 2 3; do kv -n "127.0.0.1:700$i" put "key$i" "value$i" > /dev/null || 
 kv -n "$nodes" wait-converged || fail "no convergence after a write at each node"
 in_ns kvctl --admin /run/kvd/1/kvd.sock status > /dev/null || fail "admin socket /run/kvd/1/kvd.sock"
 
+# A snapshot's encoder lowers its own priority (nice +10) so as not to take
+# the loop's CPU: the unit's seccomp filter, which denies @resources, must
+# still let setpriority through.
+in_ns kvctl --admin /run/kvd/1/kvd.sock snapshot > /dev/null || fail "kvctl snapshot at kvd@1"
+in_ns grep -q "snapshot .* durable" /var/log/kvd-1.log || fail "kvd@1 logged no durable snapshot"
+if in_ns grep -q "nice +10 was refused" /var/log/kvd-1.log; then
+  fail "kvd@1: $(in_ns grep -h 'was refused' /var/log/kvd-1.log)"
+fi
+
 # Reload: ExecReload= sends SIGHUP; kvd says RELOADING=1, re-reads 1.conf,
 # says READY=1 and keeps running (ExecReload= needs /bin/kill, from procps).
 if [ -x /bin/kill ]; then
