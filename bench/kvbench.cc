@@ -3,7 +3,7 @@
 // One libuv loop on one thread, like the daemon. Each of C connections keeps
 // exactly P requests in flight: every reply is verified, recorded and
 // replaced by a new request. Requests produced during a loop turn are sent
-// with one uv_write per connection, from one place (OnCheck), so the client
+// with one write per connection, from one place (OnCheck), so the client
 // makes as few syscalls as the server it measures.
 //
 // Phases: optional preload (PUT every key once), warm-up (load, nothing
@@ -623,10 +623,29 @@ bool Connection::NextRequest(uint64_t now_ns) {
 
 void Connection::Flush() {
   if (!open_ || closing_ || writing_ || out_.empty()) return;
-  sending_.swap(out_);
+  auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+  // Try the socket first, as kvd's own streams do: a uv_write that
+  // completes at once still costs an epoll_ctl (libuv re-arms the handle
+  // for reading alone when the write queue drains), one per request batch.
+  // Measured (perf trace): 6,100 epoll_ctl calls a second in a paced 130k
+  // puts/s run, as many as writes; now none. The client's CPU time did not
+  // move measurably (three pairs of 16 s runs: 5.2-5.4 s either way).
+  uv_buf_t whole = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+  int written = uv_try_write(stream, &whole, 1);
+  if (written == static_cast<int>(out_.size())) {
+    out_.clear();
+    return;
+  }
+  if (written < 0 && written != UV_EAGAIN) {
+    Fail("write", uv_err_name(written));
+    return;
+  }
+  // The socket is full: uv_write takes the rest, and requests made
+  // meanwhile wait in out_ for HandleWrite.
+  sending_.assign(out_, written > 0 ? static_cast<size_t>(written) : 0);
   out_.clear();
   uv_buf_t buf = uv_buf_init(sending_.data(), static_cast<unsigned>(sending_.size()));
-  int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t*>(&tcp_), &buf, 1, OnWrite);
+  int rc = uv_write(&write_req_, stream, &buf, 1, OnWrite);
   if (rc != 0) {
     Fail("write", uv_err_name(rc));
     return;
