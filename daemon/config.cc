@@ -185,7 +185,8 @@ core::Status ParseConfig(int argc, char** argv, Config* config, int* exit_now) {
                "Start even if the write-ahead log is damaged mid-file, dropping the rest");
   app.add_option("--snapshot-wal-bytes", config->snapshot_wal_bytes,
                  "Write a snapshot (and drop older log segments) once the write-ahead log grew "
-                 "this much and by at least twice the last snapshot's size; 0: only on "
+                 "this much and by at least twice the last snapshot's size (plus a random "
+                 "0-50 %, so that nodes do not all snapshot at once); 0: only on "
                  "'kvctl snapshot'");
   app.add_option("--bootstrap-cluster-id", config->bootstrap_cluster_id,
                  "First start of a new cluster only: take this identity now instead of waiting "

@@ -95,7 +95,8 @@ Node::Node(const Config& config)
       replica_(MakeReplicaConfig(config)),
       fingerprint_(wire::ClusterFingerprint(AddressTexts(config))),
       wal_(config.data_dir),
-      snapshot_writer_(config.data_dir) {
+      snapshot_writer_(config.data_dir),
+      snapshot_schedule_(config.snapshot_wal_bytes, config.id) {
   limits_.cluster_size = config.cluster.size();
   limits_.key_bytes_max = config.key_bytes_max;
   limits_.value_bytes_max = config.value_bytes_max;
@@ -529,11 +530,9 @@ void Node::MaybeSnapshot() {
   // auto-aof-rewrite-percentage 100) a 1M-key node under 660k puts/s was
   // snapshotting all the time and lost 7-13 % of its throughput to it. At 2
   // recovery replays at most about two snapshots' worth of log (1M records:
-  // 0.7-0.9 s), and the disk holds about four times the store at the most.
+  // 0.7-0.9 s), three with the schedule's jitter.
   uint64_t wal_bytes = wal_.recovered_bytes() + wal_.appended_bytes();
-  uint64_t bound =
-      std::max<uint64_t>(config_.snapshot_wal_bytes, kSnapshotLogRatio * last_snapshot_bytes_);
-  bool wal_large = config_.snapshot_wal_bytes > 0 && wal_bytes - wal_bytes_at_snapshot_ >= bound;
+  bool wal_large = snapshot_schedule_.Due(wal_bytes - wal_bytes_at_snapshot_);
   if (!wal_large && !snapshot_requested_) return;
   // A transfer being received is staged outside the state an image shows,
   // and its begin record must stay in the log: wait until it is installed.
@@ -638,7 +637,7 @@ void Node::OnSnapshotWritten(core::Status status, uint64_t segment, size_t bytes
     ReplySnapshotWaiters(fb::Status::INTERNAL, status.message());
     return;
   }
-  last_snapshot_bytes_ = bytes;
+  snapshot_schedule_.Written(bytes);
   // Unlinking a few hundred MB of segments and the old snapshot took the
   // loop 20-160 ms on ext4 (the filesystem frees every extent): the thread
   // pool does it. Nothing else touches files numbered below `segment`.

@@ -21,6 +21,7 @@
 #include "daemon/config.h"
 #include "daemon/core/loop_health.h"
 #include "daemon/core/replica.h"
+#include "daemon/core/snapshot_schedule.h"
 #include "daemon/io/limits.h"
 #include "daemon/io/notify.h"
 #include "daemon/io/peer_link.h"
@@ -245,9 +246,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
   SnapshotWriter snapshot_writer_;
   // Recovered plus appended WAL bytes when the last snapshot began.
   uint64_t wal_bytes_at_snapshot_ = 0;
-  uint64_t last_snapshot_bytes_ = 0;  // Of the last one this process wrote.
-  // The log grows by this many times the last snapshot before the next.
-  static constexpr uint64_t kSnapshotLogRatio = 2;
+  // How far the log grows before the next snapshot.
+  core::SnapshotSchedule snapshot_schedule_;
   bool snapshot_requested_ = false;
   // While a new freeze buffer is made on the thread pool, and from the
   // freeze until the old files are removed.
