@@ -19,10 +19,17 @@ ReplicationLog::ReplicationLog(size_t node_count, uint32_t self, size_t bytes_ma
 
 void ReplicationLog::Append(const Write& write, uint64_t now_ms) {
   KV_ASSERT(entries_.empty() || entries_.back().applied_ms <= now_ms);
+  // With no peers nobody acknowledges: nothing needs keeping, so the write
+  // is dropped as it comes, without a copy (its value would be a heap
+  // allocation and a cache miss per put on a one-node cluster).
+  if (peers_.size() == 1) {
+    KV_ASSERT(entries_.empty());
+    dropped_.Set(write.origin, write.seq());
+    ++begin_index_;
+    return;
+  }
   entries_.push_back({write, now_ms});
   bytes_ += EntryBytes(write);
-  // With no peers nobody acknowledges: nothing needs keeping.
-  if (peers_.size() == 1) Truncate();
 }
 
 void ReplicationLog::SetDropped(const VectorClock& clock) {

@@ -54,6 +54,20 @@ Test(replication_log, append_and_indexes) {
   cr_assert(log.acked(1) == VectorClock(3));
 }
 
+// A one-node cluster has nobody to send to: the log keeps nothing, and
+// what it dropped covers every write, as after a truncation.
+Test(replication_log, one_node_keeps_nothing) {
+  ReplicationLog log(1, 0);
+  log.Append(MakeWrite(0, {1}, "a"), 10);
+  log.Append(MakeWrite(0, {2}, "b"), 11);
+  cr_assert_eq(log.size(), 0u);
+  cr_assert_eq(log.bytes(), 0u);
+  cr_assert_eq(log.begin_index(), 2u);
+  cr_assert_eq(log.end_index(), 2u);
+  cr_assert(log.dropped() == VectorClock{2});
+  cr_assert_not(log.over_limit());
+}
+
 Test(replication_log, acknowledge_truncates_what_every_peer_has) {
   ReplicationLog log(3, kSelf);
   log.Append(MakeWrite(0, {1, 0, 0}, "a1"), 0);
