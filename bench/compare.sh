@@ -146,8 +146,17 @@ note() { echo "{\"case\": \"$1\", \"note\": \"$2\", \"value\": $3}" >>"$results"
 rb=$tmp/redis-benchmark.csv
 : >"$rb"
 
+# probe_host WHEN: the page cache's write speed now (lib.sh), in the JSON.
+probe_host() {
+  local mb_s
+  mb_s=$(page_cache_mb_s "$tmp")
+  note host "page_cache_mb_s_$1" "$mb_s"
+  log "page cache writes at $mb_s MB/s ($1)"
+}
+
 # ------------------------------------------------------ cases 1 and 4 ----
 if want 1 || want 4; then
+  probe_host before_case_1
   start_kvd one no 1
   kvd_port=${ports[0]} kvd_pid=$last_pid
   start_redis one --save '' --appendonly no
@@ -199,6 +208,7 @@ fi
 
 # ------------------------------------------------------ cases 2 and 5 ----
 if want 2 || want 5; then
+  probe_host before_case_2
   start_kvd three no 3
   kvd3=("${ports[@]}")
   start_redis_trio trio
@@ -246,6 +256,7 @@ fi
 
 # ------------------------------------------------------------- case 3 ----
 if want 3; then
+  probe_host before_case_3
   for mode in always everysec; do
     start_kvd "dur-$mode" "$mode" 1
     bench 3 "PUT $mode P=1" kvd kv "127.0.0.1:${ports[0]}" --pipeline 1
@@ -258,5 +269,6 @@ if want 3; then
   done
 fi
 
+probe_host at_end
 mkdir -p "$out_dir"
 python3 "$root/bench/report.py" "$results" "$rb" "$out_dir" "$runs" "$duration" "$keys"

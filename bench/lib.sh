@@ -26,3 +26,24 @@ wait_port() {
   log "$3 not listening on port $1"
   exit 1
 }
+
+# page_cache_mb_s DIR: how fast this host writes 128 MiB into a new file's
+# page cache (no fsync), in MB/s. On a VM whose host backs guest memory
+# only when first touched (and takes freed memory back: free page
+# reporting), this swings from ~5,000 to ~600 between hours, and every
+# server writing a log pays it per new page. The benchmarks record it so a
+# slow run can be told from a slow server.
+page_cache_mb_s() {
+  python3 - "$1" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "page-cache-probe")
+chunk = b"\0" * (1 << 20)
+start = time.monotonic()
+with open(path, "wb", buffering=0) as f:
+    for _ in range(128):
+        f.write(chunk)
+took = time.monotonic() - start
+os.unlink(path)
+print(round(128 * 1.048576 / took))
+PY
+}
