@@ -188,6 +188,20 @@ Test(recovery, empty_data_dir_rejoins_without_losing_or_reusing_anything) {
     PutMany(id, prefix, 1000, 16);
   }
   cr_assert(kvt_wait_converged(10000));
+  /* Until n2 acknowledges, its peers keep every write for it, and an empty
+   * n2 is served from their logs. Once no log holds anything, it can only
+   * catch up by state transfer, the path this test is about. */
+  for (double deadline = kvt_now_ms() + 10000;; kvt_sleep_ms(10)) {
+    uint64_t held = 0;
+    for (int id = 1; id <= 3; ++id) {
+      kv_node_status st;
+      kvt_status(id, &st);
+      held += st.log_entries;
+    }
+    if (held == 0) break;
+    cr_assert_lt(kvt_now_ms(), deadline, "the logs still hold %llu entries",
+                 (unsigned long long)held);
+  }
   kv_node_status before;
   kvt_status(2, &before);
   cr_assert_eq(before.clock[1], 1000);
