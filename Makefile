@@ -37,13 +37,15 @@ deps:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(BUILD_DIR)/CMakeCache.txt:
+# Order-only on deps: under `make -j` CMake must not configure while apt is
+# still installing what it looks for.
+$(BUILD_DIR)/CMakeCache.txt: | deps
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
 
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-$(ASAN_BUILD_DIR)/CMakeCache.txt:
+$(ASAN_BUILD_DIR)/CMakeCache.txt: | deps
 	cmake -S . -B $(ASAN_BUILD_DIR) -DCMAKE_BUILD_TYPE=Debug -DKV_SANITIZE=ON
 
 # ASan + UBSan build of the tests labelled "sanitize" (core, simulator,
