@@ -139,6 +139,13 @@ core::Status Node::Start(uv_loop_t* loop) {
   RaiseFileLimit();
   if (core::Status s = Listen(); !s.ok()) return s;
   if (config_.fsync == FsyncPolicy::kEverySec) uv_timer_start(&everysec_, OnEverySec, 1000, 1000);
+  if (config_.fsync == FsyncPolicy::kAlways) {
+    if (core::Status s = sync_hold_.Init(loop_, [this] { StartSync(/*hold_expired=*/true); });
+        !s.ok()) {
+      KV_LOG(kWarn, "group commit without its hold (%s): each sync starts at once",
+             s.message().c_str());
+    }
+  }
   // The poll wait is what LoopHealth subtracts; without it, a loop would
   // look busy all the time (status says so with busy == window). The cost:
   // a poll that would block is tried once without blocking first (libuv
@@ -703,12 +710,24 @@ void Node::Execute(core::Output& out) {
   std::swap(queued, out);  // `out` keeps the spare's capacity for the replica.
   queued.records.clear();
   queued.events.clear();
+  group_commit_.Queued(queued.replies.size());
   waiting_.push_back({wal_.appended_bytes(), std::move(queued)});
   StartSync();
 }
 
-void Node::StartSync() {
-  wal_.SyncAsync(loop_, [this](core::Status status) { OnSynced(status); });
+void Node::StartSync(bool hold_expired) {
+  if (wal_.syncing() || waiting_.empty()) return;
+  uint64_t now = uv_hrtime();
+  if (!hold_expired && !shutting_down_ && sync_hold_.usable() && !group_commit_.ShouldStart(now)) {
+    sync_hold_.Arm(group_commit_.StartBy());
+    return;
+  }
+  sync_hold_.Disarm();
+  group_commit_.SyncStarted(now);
+  wal_.SyncAsync(loop_, [this](core::Status status) {
+    group_commit_.SyncFinished(uv_hrtime());
+    OnSynced(status);
+  });
 }
 
 void Node::OnSynced(core::Status status) {
@@ -1037,6 +1056,7 @@ void Node::Shutdown(const char* why) {
   uv_close(reinterpret_cast<uv_handle_t*>(&admin_listener_), nullptr);
   if (admin_bound_) unlink(config_.admin_socket.c_str());
   uv_close(reinterpret_cast<uv_handle_t*>(&prepare_), nullptr);
+  sync_hold_.Close();
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&everysec_), nullptr);

@@ -19,12 +19,14 @@
 #include <vector>
 
 #include "daemon/config.h"
+#include "daemon/core/group_commit.h"
 #include "daemon/core/loop_health.h"
 #include "daemon/core/replica.h"
 #include "daemon/core/snapshot_schedule.h"
 #include "daemon/io/limits.h"
 #include "daemon/io/notify.h"
 #include "daemon/io/peer_link.h"
+#include "daemon/io/precise_timer.h"
 #include "daemon/io/snapshot_file.h"
 #include "daemon/io/stream.h"
 #include "daemon/io/wal_file.h"
@@ -113,7 +115,10 @@ class Node : public StreamHandler, public PeerLinkOwner {
   // queues until the fdatasync that covers them completes).
   void Execute(core::Output& out);
   void Send(core::Output& out);
-  void StartSync();
+  // Starts the fdatasync the queued outputs wait for, unless group commit
+  // holds it for the clients the last one released (core/group_commit.h)
+  // and the hold has not expired.
+  void StartSync(bool hold_expired = false);
   void OnSynced(core::Status status);
   static void OnEverySec(uv_timer_t* handle);
   void Fatal(const std::string& why);
@@ -263,6 +268,8 @@ class Node : public StreamHandler, public PeerLinkOwner {
     core::Output out;
   };
   std::deque<Waiting> waiting_;
+  core::GroupCommit group_commit_;
+  PreciseTimer sync_hold_;                         // Ends group commit's hold; unusable: no hold.
   std::vector<core::Output> spare_outputs_;        // Recycled, capacity kept.
   std::vector<wire::WriteFields> scratch_fields_;  // Reused for outgoing batches.
   uint64_t log_window_start_ms_ = 0;
