@@ -983,17 +983,29 @@ void Node::FlushDirty() {
   // Flushing may mark streams dirty again (a drained peer link resumes its
   // batches): those wait for the next flush, not this loop.
   flushing_.swap(dirty_);
-  for (uint64_t id : flushing_) {
-    auto it = streams_.find(id);
-    if (it == streams_.end()) continue;
-    Stream& stream = *it->second;
-    stream.dirty = false;
-    if (stream.closing()) continue;
-    const bool peer = stream.role == Stream::Role::kPeer ||
-                      stream.role == Stream::Role::kOutboundPeer ||
-                      stream.role == Stream::Role::kPeerHandshake;
-    if (!peer && CloseIfOverOutputCap(stream)) continue;
-    stream.Flush();
+  // Peer links first, then clients. A turn's replies are queued before its
+  // replication batches, and every write(2) on this kind of VM costs
+  // 10-20 us: flushed in that order, the batches left a busy node one
+  // client write per connection after the acknowledgements, and every
+  // acknowledged write reached its peers that much later (three nodes,
+  // writes at one, 100k puts/s: lag p50 0.23 ms against Redis's 0.11 at the
+  // same CPU). Sent first, a write is on its way to the peers before any
+  // client hears OK, as with Redis, which feeds its replicas as it runs
+  // the command.
+  for (bool peers : {true, false}) {
+    for (uint64_t id : flushing_) {
+      auto it = streams_.find(id);
+      if (it == streams_.end()) continue;
+      Stream& stream = *it->second;
+      const bool peer = stream.role == Stream::Role::kPeer ||
+                        stream.role == Stream::Role::kOutboundPeer ||
+                        stream.role == Stream::Role::kPeerHandshake;
+      if (peer != peers || !stream.dirty) continue;
+      stream.dirty = false;
+      if (stream.closing()) continue;
+      if (!peer && CloseIfOverOutputCap(stream)) continue;
+      stream.Flush();
+    }
   }
   flushing_.clear();
 }
