@@ -206,12 +206,15 @@ class Node : public StreamHandler, public PeerLinkOwner {
 
   uint64_t next_stream_id_ = 1;
   std::unordered_map<uint64_t, Stream*> streams_;  // Accepted and outbound; not owned.
-  std::vector<uint64_t> dirty_;                    // Stream ids to flush this turn.
-  std::vector<uint64_t> flushing_;                 // dirty_ while FlushDirty runs.
-  std::vector<uint64_t> resume_;                   // Stream ids to ResumeInput().
-  std::vector<Stream*> inbound_peers_;             // By peer index; nullptr if none.
-  std::vector<std::unique_ptr<PeerLink>> links_;   // By peer index; nullptr for self.
-  std::vector<core::Write> scratch_writes_;        // Reused for incoming batches.
+  // Stream ids to flush this turn: peer links (flushed first) and the rest.
+  std::vector<uint64_t> dirty_peers_;
+  std::vector<uint64_t> dirty_;
+  std::vector<uint64_t> flushing_peers_;  // The two while FlushDirty runs.
+  std::vector<uint64_t> flushing_;
+  std::vector<uint64_t> resume_;                  // Stream ids to ResumeInput().
+  std::vector<Stream*> inbound_peers_;            // By peer index; nullptr if none.
+  std::vector<std::unique_ptr<PeerLink>> links_;  // By peer index; nullptr for self.
+  std::vector<core::Write> scratch_writes_;       // Reused for incoming batches.
   // Accepted connections by deadline for their first frame (FIFO: the
   // timeout is the same for all, so deadlines come in order).
   std::deque<std::pair<uint64_t, uint64_t>> handshake_deadlines_;

@@ -108,6 +108,10 @@ class Stream {
 
   // Free for the owner: role and peer index of accepted connections.
   Role role = Role::kUnknown;
+  // A link to or from another node, or on its way to being one.
+  bool peer_role() const {
+    return role == Role::kPeer || role == Role::kOutboundPeer || role == Role::kPeerHandshake;
+  }
   // The connection finished its handshake: a first frame arrived (and, if
   // authentication is required, it authenticated).
   bool greeted = false;
