@@ -699,6 +699,13 @@ void Node::Execute(core::Output& out) {
     Send(out);
     return;
   }
+  // Nothing to hold back (records only, as when a peer's batch was applied:
+  // what answers it comes in a later output and waits for them then). While
+  // a sync runs or is held, most turns are like that.
+  if (out.replies.empty() && out.messages.empty() && out.resync_peers.empty() &&
+      out.restart_links.empty()) {
+    return;
+  }
   core::Output queued;
   if (!spare_outputs_.empty()) {
     queued = std::move(spare_outputs_.back());
@@ -715,8 +722,10 @@ void Node::Execute(core::Output& out) {
 void Node::StartSync(bool hold_expired) {
   if (wal_.syncing() || waiting_.empty()) return;
   uint64_t now = uv_hrtime();
-  if (!hold_expired && !shutting_down_ && sync_hold_.usable() && !group_commit_.ShouldStart(now)) {
-    sync_hold_.Arm(group_commit_.StartBy());
+  // Held for the clients the last sync answered (core/group_commit.h),
+  // unless the timer that ends the hold cannot be set.
+  if (!hold_expired && !shutting_down_ && !group_commit_.ShouldStart(now) &&
+      sync_hold_.Arm(group_commit_.StartBy())) {
     return;
   }
   sync_hold_.Disarm();

@@ -22,16 +22,27 @@ core::Status PreciseTimer::Init(uv_loop_t* loop, std::function<void()> fire) {
   return core::Status::Ok();
 }
 
-void PreciseTimer::Arm(uint64_t deadline_ns) {
-  if (fd_ < 0) return;
+bool PreciseTimer::Arm(uint64_t deadline_ns) {
+  if (!usable()) return false;
   // An all-zero it_value would disarm: a deadline at 0 means "now".
   if (deadline_ns == 0) deadline_ns = 1;
+  // A held sync asks again every loop turn: one system call per change.
+  if (armed_ && deadline_ns == deadline_ns_) return true;
   itimerspec spec{};
   spec.it_value.tv_sec = static_cast<time_t>(deadline_ns / 1'000'000'000);
   spec.it_value.tv_nsec = static_cast<long>(deadline_ns % 1'000'000'000);
-  if (timerfd_settime(fd_, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) return;
-  if (!armed_) uv_poll_start(&poll_, UV_READABLE, OnReadable);
+  if (timerfd_settime(fd_, TFD_TIMER_ABSTIME, &spec, nullptr) != 0) {
+    Disarm();
+    return false;
+  }
+  if (!armed_ && uv_poll_start(&poll_, UV_READABLE, OnReadable) < 0) {
+    itimerspec off{};
+    timerfd_settime(fd_, 0, &off, nullptr);
+    return false;
+  }
   armed_ = true;
+  deadline_ns_ = deadline_ns;
+  return true;
 }
 
 void PreciseTimer::Disarm() {
@@ -43,8 +54,9 @@ void PreciseTimer::Disarm() {
 }
 
 void PreciseTimer::Close() {
-  if (fd_ < 0) return;
+  if (fd_ < 0 || closing_) return;
   Disarm();
+  closing_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&poll_), OnClosed);
 }
 

@@ -23,12 +23,15 @@ class PreciseTimer {
   // (no timerfd) leaves the timer unusable: armed() stays false.
   core::Status Init(uv_loop_t* loop, std::function<void()> fire);
   // Fires at `deadline_ns` on uv_hrtime()'s clock (CLOCK_MONOTONIC);
-  // re-arming replaces the deadline.
-  void Arm(uint64_t deadline_ns);
+  // re-arming replaces the deadline. False if the timer could not be set
+  // (or is unusable): then it will not fire, and the caller must not wait
+  // for it.
+  [[nodiscard]] bool Arm(uint64_t deadline_ns);
   void Disarm();
-  // Closes the handle (the loop must run once more to finish it).
+  // Closes the handle (the loop must run once more to finish it). Once
+  // called, the timer is unusable; calling it again does nothing.
   void Close();
-  bool usable() const { return fd_ >= 0; }
+  bool usable() const { return fd_ >= 0 && !closing_; }
   bool armed() const { return armed_; }
 
  private:
@@ -37,7 +40,9 @@ class PreciseTimer {
 
   uv_poll_t poll_{};
   int fd_ = -1;
+  bool closing_ = false;
   bool armed_ = false;
+  uint64_t deadline_ns_ = 0;  // While armed.
   std::function<void()> fire_;
 };
 

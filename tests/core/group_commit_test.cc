@@ -4,6 +4,9 @@
 #include <criterion/criterion.h>
 
 #include <cstdint>
+#include <functional>
+#include <queue>
+#include <vector>
 
 using kvd::core::GroupCommit;
 
@@ -97,4 +100,119 @@ Test(group_commit, a_sync_that_released_no_client_waits_for_nobody) {
   Sync(&gc, 0, 300 * kUs);
   cr_assert_eq(gc.last_covered(), 0u);
   cr_assert(gc.ShouldStart(300 * kUs));
+}
+
+// The clients did not come back within the hold: the sync after the one
+// that ended it starts at once; the one after that is held again.
+Test(group_commit, a_hold_held_to_its_end_is_not_repeated_for_the_next_sync) {
+  GroupCommit gc;
+  gc.Queued(50);
+  Sync(&gc, 0, 300 * kUs);
+  gc.Queued(10);  // Of the 50 released, 10 are back when the hold runs out.
+  uint64_t deadline = gc.StartBy();
+  cr_assert_eq(deadline, 900 * kUs);
+  Sync(&gc, deadline, deadline + 300 * kUs);
+  gc.Queued(5);
+  cr_assert_eq(gc.StartBy(), 0u, "the next sync is not held");
+  Sync(&gc, deadline + 300 * kUs, deadline + 600 * kUs);
+  gc.Queued(1);  // Of the 5 it released.
+  cr_assert_neq(gc.StartBy(), 0u, "holding resumes after an unheld sync");
+}
+
+// A sync started before its hold ran out (the node shutting down) is no
+// evidence that the clients do not come back.
+Test(group_commit, a_sync_started_early_keeps_the_next_hold) {
+  GroupCommit gc;
+  gc.Queued(50);
+  Sync(&gc, 0, 300 * kUs);
+  gc.Queued(10);
+  Sync(&gc, 400 * kUs, 700 * kUs);  // Before the 900 us deadline.
+  gc.Queued(1);
+  cr_assert_neq(gc.StartBy(), 0u);
+}
+
+namespace {
+// A node under --fsync always, stepped every 10 us: `clients` says how many
+// requests arrive at each step (Arrivals) and hears how many replies each
+// completed sync released (Released); a sync takes `sync_ns`, and one
+// starts whenever the group commit allows and something waits. Returns,
+// over the syncs after the first 10 ms, the mean time from a sync's
+// completion to the next one's start (the hold) and the mean number of
+// requests a sync covered.
+struct Run {
+  double hold_us_mean;
+  double covered_mean;
+};
+template <typename Clients>
+Run Simulate(uint64_t sync_ns, uint64_t duration_ns, Clients* clients) {
+  constexpr uint64_t kStepNs = 10 * kUs, kWarmupNs = 10'000 * kUs;
+  GroupCommit gc;
+  bool syncing = false;
+  uint64_t waiting = 0, covering = 0, sync_end = 0, released_at = 0;
+  uint64_t holds = 0, hold_ns = 0, syncs = 0, covered = 0;
+  for (uint64_t now = 0; now < duration_ns; now += kStepNs) {
+    if (syncing && now >= sync_end) {
+      gc.SyncFinished(now);
+      syncing = false;
+      released_at = now;
+      clients->Released(now, covering);
+      if (now > kWarmupNs) covered += covering, ++syncs;
+    }
+    uint64_t n = clients->Arrivals(now);
+    gc.Queued(n);
+    waiting += n;
+    if (!syncing && waiting > 0 && gc.ShouldStart(now)) {
+      if (released_at > kWarmupNs) hold_ns += now - released_at, ++holds;
+      gc.SyncStarted(now);
+      syncing = true;
+      sync_end = now + sync_ns;
+      covering = waiting;
+      waiting = 0;
+    }
+  }
+  return {holds ? static_cast<double>(hold_ns) / holds / kUs : 0.0,
+          syncs ? static_cast<double>(covered) / syncs : 0.0};
+}
+
+// One request every 20 us, whatever the replies.
+struct PacedClients {
+  uint64_t Arrivals(uint64_t now) const { return now % (20 * kUs) == 0 ? 1 : 0; }
+  void Released(uint64_t, uint64_t) {}
+};
+
+// `count` clients with one write each in flight: each sends its next one
+// 100-290 us after the sync covering the last one completed.
+struct ClosedLoopClients {
+  explicit ClosedLoopClients(uint64_t count) : count(count) {}
+  uint64_t Arrivals(uint64_t now) {
+    if (now == 0) return count;
+    uint64_t n = 0;
+    while (!due.empty() && due.top() <= now) due.pop(), ++n;
+    return n;
+  }
+  void Released(uint64_t now, uint64_t replies) {
+    for (uint64_t i = 0; i < replies; ++i) due.push(now + (100 + (next++ * 37) % 200) * kUs);
+  }
+  uint64_t count;
+  uint64_t next = 0;
+  std::priority_queue<uint64_t, std::vector<uint64_t>, std::greater<>> due;
+};
+}  // namespace
+
+// Paced writers never come back in answer to a release. Were every hold
+// waited out, each would run to its limit (2 x 300 us): after one held to
+// its end the next sync is not held, and the holds cycle through 0, 280,
+// 560 and 600 us (360 on average).
+Test(group_commit, paced_writers_are_not_held_to_the_limit_every_time) {
+  PacedClients clients;
+  Run run = Simulate(300 * kUs, 200'000 * kUs, &clients);
+  cr_assert_lt(run.hold_us_mean, 1.5 * 300, "mean hold %.0f us", run.hold_us_mean);
+}
+
+// 50 closed-loop clients: after the first syncs every sync covers all 50
+// (started at once, syncs would split them into two groups taking turns).
+Test(group_commit, closed_loop_clients_end_up_in_one_group) {
+  ClosedLoopClients clients(50);
+  Run run = Simulate(300 * kUs, 100'000 * kUs, &clients);
+  cr_assert_gt(run.covered_mean, 49.0, "mean covered %.1f", run.covered_mean);
 }
