@@ -222,32 +222,36 @@ if want 2 || want 5; then
   fi
   if want 5; then
     # Maximum PUT throughput (closed loop, P=16), then half of it, paced,
-    # with 1 in 100 PUTs probed on every other node. kvd: writes spread over
-    # the three nodes; Redis: writes at the primary, probes on all three.
-    for server in kvd redis; do
+    # with 1 in 100 PUTs probed on every other node. "@1": writes at one
+    # node (kvd node 1, the Redis primary), watched on the two others: the
+    # same topology for both. "@all" (kvd only): writes spread over the
+    # three nodes, each sample watched on the two nodes it was not written
+    # to; every node is then a writer and a replica at once.
+    for variant in kvd@1 redis@1 kvd@all; do
+      server=${variant%@*} at=${variant#*@}
       if [ $server = kvd ]; then
-        args=(kv "$(nodes_of "${kvd3[@]}")")
         lag_nodes=$(nodes_of "${kvd3[@]}")
+        if [ "$at" = 1 ]; then args=(kv "$(nodes_of "${kvd3[0]}")"); else args=(kv "$lag_nodes"); fi
       else
         args=(resp "$(nodes_of "${redis3[0]}")")
         lag_nodes=$(nodes_of "${redis3[@]}")
       fi
-      bench 5 "max PUT P=16" "$server" "${args[@]}" --pipeline 16
+      bench 5 "max PUT@$at P=16" "$server" "${args[@]}" --pipeline 16
       # Half the median of those runs, the maximum the table shows (not the
       # last run's, which once made it 157k/s against a 264k median).
       rate=$(python3 -c '
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
 rps = [r["result"]["throughput_rps"] for r in runs
-       if r.get("case") == "5" and r.get("label") == "max PUT P=16"
+       if r.get("case") == "5" and r.get("label") == sys.argv[3]
        and r.get("server") == sys.argv[2] and r["result"]["throughput_rps"] > 0]
 if not rps:  # A rate of 0 would mean no limit at all: stop instead.
-    sys.exit("compare.sh: no max PUT run of " + sys.argv[2] + " worked")
-print(int(statistics.median(rps) / 2))' "$results" "$server")
-      note 5 "${server}_rate" "$rate"
-      bench 5 "lag @50%" "$server" "${args[@]}" --pipeline 16 --rate "$rate" \
+    sys.exit("compare.sh: no " + sys.argv[3] + " run of " + sys.argv[2] + " worked")
+print(int(statistics.median(rps) / 2))' "$results" "$server" "max PUT@$at P=16")
+      note 5 "${server}_at_${at}_rate" "$rate"
+      bench 5 "lag@$at @50%" "$server" "${args[@]}" --pipeline 16 --rate "$rate" \
         --lag-sample 100 --lag-nodes "$lag_nodes"
-      bench 5 "lag P=1 unpaced" "$server" "${args[@]}" --pipeline 1 \
+      bench 5 "lag@$at P=1 unpaced" "$server" "${args[@]}" --pipeline 1 \
         --lag-sample 100 --lag-nodes "$lag_nodes"
     done
   fi
