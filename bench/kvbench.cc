@@ -10,7 +10,8 @@
 // recorded), measurement (throughput and latency recorded), then the
 // connections are closed and the report printed (text, or JSON with --json).
 //
-// Replication lag (--lag-sample N, with two or more --nodes): every N-th PUT
+// Replication lag (--lag-sample N, with a node to watch besides the one
+// written to, from --nodes or --lag-nodes): every N-th PUT
 // of the measurement goes to a fresh key "lag:<seq>" that nothing else
 // writes. When its acknowledgement arrives, one probe connection per other
 // node (separate from the load connections) polls that key until the node
@@ -700,11 +701,16 @@ uint64_t Bench::NextLagSeq() {
 
 void Bench::LagAcked(uint64_t seq, int node, uint64_t now_ns) {
   if (phase_ != Phase::kMeasure) return;
-  lag_probes_[seq] = LagProbe{now_ns, static_cast<int>(probe_conns_.size()) - 1};
+  int watching = 0;
   for (Connection* probe : probe_conns_) {
     if (probe->node() == node) continue;
     probe->AddProbe(seq);
-    probe->Refill(now_ns);
+    ++watching;
+  }
+  if (watching == 0) return;
+  lag_probes_[seq] = LagProbe{now_ns, watching};
+  for (Connection* probe : probe_conns_) {
+    if (probe->node() != node) probe->Refill(now_ns);
   }
 }
 
@@ -894,15 +900,22 @@ int Bench::Run() {
   for (int i = 0; i < options_.connections; ++i) {
     conns_.push_back(std::make_unique<Connection>(this, i, i % nodes, -1, addrs[i % nodes]));
   }
-  if (options_.lag_sample > 0 && watched.size() < 2) {
-    std::fprintf(stderr, "kvbench: --lag-sample needs two or more nodes; no lag probes\n");
-  }
-  if (options_.lag_sample > 0 && watched.size() > 1) {
+  if (options_.lag_sample > 0) {
+    // A probe connection to every watched node that some sample is written
+    // elsewhere than: one only written to would never be asked anything,
+    // and a node closes a connection that stays silent (kvd after its
+    // handshake timeout, 10 s), which would count as an error.
     for (const std::string& node : watched) {
+      if (options_.nodes.size() == 1 && options_.nodes[0] == node) continue;
       const int n = static_cast<int>(std::find(all.begin(), all.end(), node) - all.begin());
       conns_.push_back(std::make_unique<Connection>(this, static_cast<int>(conns_.size()), n, n,
                                                     addrs[static_cast<size_t>(n)]));
       probe_conns_.push_back(conns_.back().get());
+    }
+    if (probe_conns_.empty()) {
+      std::fprintf(stderr,
+                   "kvbench: --lag-sample needs a node to watch besides the one written to; no "
+                   "lag probes\n");
     }
   }
   total_conns_ = static_cast<int>(conns_.size());
