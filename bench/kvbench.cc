@@ -701,17 +701,16 @@ uint64_t Bench::NextLagSeq() {
 
 void Bench::LagAcked(uint64_t seq, int node, uint64_t now_ns) {
   if (phase_ != Phase::kMeasure) return;
+  // Every probe connection but the written node's watches the sample (a
+  // reply arrives in a later callback, after the entry exists).
   int watching = 0;
   for (Connection* probe : probe_conns_) {
     if (probe->node() == node) continue;
     probe->AddProbe(seq);
+    probe->Refill(now_ns);
     ++watching;
   }
-  if (watching == 0) return;
-  lag_probes_[seq] = LagProbe{now_ns, watching};
-  for (Connection* probe : probe_conns_) {
-    if (probe->node() != node) probe->Refill(now_ns);
-  }
+  if (watching > 0) lag_probes_[seq] = LagProbe{now_ns, watching};
 }
 
 void Bench::LagSeen(uint64_t seq, uint64_t now_ns) {
