@@ -1,5 +1,9 @@
 #include "schema/encoder.h"
 
+#include <vector>
+
+#include "schema/limits.h"
+
 namespace kvd::wire {
 
 Encoder::Encoder(size_t initial_bytes) : fbb_(initial_bytes) {}
@@ -24,6 +28,9 @@ size_t Encoder::Encode(uint64_t request_id, const DeleteRequestFields& m, std::s
 }
 
 size_t Encoder::Encode(uint64_t request_id, const ReplyFields& m, std::string* out) {
+  if (m.message.empty() && m.value.empty() && m.version.size() <= kNodesMax) {
+    if (size_t size = PatchBareReply(request_id, m, out)) return size;
+  }
   auto message = Text(m.message);
   auto value = Bytes(m.value);
   auto version = Clock(m.version);
@@ -159,6 +166,40 @@ size_t Encoder::Encode(uint64_t request_id, const HelloProofFields& m, std::stri
 size_t Encoder::Encode(uint64_t request_id, const ClientAuthFields& m, std::string* out) {
   auto password = Bytes(m.password);
   return Finish(request_id, fb::CreateClientAuth(fbb_, password), out);
+}
+
+// Most frames a node sends are replies with neither message nor value (an
+// OK to a put or a delete, NOT_FOUND to a get), which differ only in their
+// scalars and in the version's counts. Building each one took about 60 ns
+// and 800 instructions in FlatBufferBuilder (bench_micro's
+// BM_FrameEncodeReply; a tenth of a put's instructions in kvd): the frame
+// is built once per clock length, with every scalar field present even at
+// its default, and then only patched through FlatBuffers' mutation API
+// (flatc --gen-mutable). Patching happens in the frame's own buffer, which
+// malloc aligned, before the copy into `out`, where it could be unaligned.
+size_t Encoder::PatchBareReply(uint64_t request_id, const ReplyFields& m, std::string* out) {
+  if (bare_replies_.size() <= m.version.size()) bare_replies_.resize(m.version.size() + 1);
+  std::string& frame = bare_replies_[m.version.size()];
+  if (frame.empty()) {
+    fbb_.ForceDefaults(true);
+    const std::vector<uint64_t> zeros(m.version.size());
+    auto version = Clock(zeros);
+    FinishEnvelope(0, fb::Message::Reply,
+                   fb::CreateReply(fbb_, fb::Status::OK, 0, false, 0, version).Union(), &frame);
+    fbb_.ForceDefaults(false);
+  }
+  auto* envelope = flatbuffers::GetMutableSizePrefixedRoot<fb::Envelope>(frame.data());
+  auto* reply = static_cast<fb::Reply*>(envelope->mutable_message());
+  auto* version = reply->mutable_version();
+  if (!envelope->mutate_request_id(request_id) || !reply->mutate_status(m.status) ||
+      !reply->mutate_found(m.found) || (version ? version->size() : 0) != m.version.size()) {
+    return 0;  // Not the shape this expects: build it instead.
+  }
+  for (size_t i = 0; i < m.version.size(); ++i) {
+    version->Mutate(static_cast<flatbuffers::uoffset_t>(i), m.version[i]);
+  }
+  out->append(frame);
+  return frame.size();
 }
 
 size_t Encoder::FinishEnvelope(uint64_t request_id, fb::Message type,

@@ -223,6 +223,9 @@ class Encoder {
  private:
   size_t FinishEnvelope(uint64_t request_id, fb::Message type, flatbuffers::Offset<void> message,
                         std::string* out);
+  // A Reply without message and value, from a prepared frame (see the .cc);
+  // 0 if the frame does not have the expected shape.
+  size_t PatchBareReply(uint64_t request_id, const ReplyFields& m, std::string* out);
   // Null offsets (absent fields) for empty input.
   flatbuffers::Offset<flatbuffers::Vector<uint8_t>> Bytes(std::string_view bytes);
   flatbuffers::Offset<flatbuffers::Vector<uint64_t>> Clock(std::span<const uint64_t> clock);
@@ -234,6 +237,8 @@ class Encoder {
   flatbuffers::FlatBufferBuilder fbb_;
   // Reused for the Write tables of a batch, so batches do not allocate.
   std::vector<flatbuffers::Offset<fb::Write>> writes_;
+  // Bare reply frames, by version length, built on first use.
+  std::vector<std::string> bare_replies_;
 };
 
 }  // namespace kvd::wire

@@ -2,6 +2,8 @@
 // CheckEnvelope -> views.
 #include <criterion/criterion.h>
 
+#include <iterator>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -81,6 +83,71 @@ Test(roundtrip, reply) {
   cr_assert_not(m->found());
   cr_assert(AsBytes(m->value()).empty());
   cr_assert(SameClock(AsClock(m->version()), kClock3));
+}
+
+// Replies with neither message nor value come from a prepared frame that
+// is patched (encoder.cc): every field must still arrive as given, frame
+// after frame from one encoder, whatever the previous frame held, and
+// each frame must pass the verifier and CheckEnvelope (RoundTrip).
+Test(roundtrip, bare_replies_from_one_encoder) {
+  Encoder encoder;
+  const uint64_t one[] = {5};
+  const uint64_t big[] = {1ULL << 40, 0, 123456789};
+  struct Case {
+    uint64_t id;
+    Status status;
+    bool found;
+    std::span<const uint64_t> version;
+  };
+  const Case cases[] = {{1, Status::OK, false, kClock3}, {~0ULL, Status::NOT_FOUND, true, big},
+                        {0, Status::OK, true, kClock3},  {42, Status::TIMEOUT, false, big},
+                        {7, Status::OK, false, one},     {8, Status::UNAVAILABLE, false, {}},
+                        {9, Status::OK, false, kClock3}};
+  for (const Case& c : cases) {
+    std::string out;
+    const size_t size = encoder.Encode(
+        c.id, ReplyFields{.status = c.status, .found = c.found, .version = c.version}, &out);
+    cr_assert_eq(size, out.size());
+    std::vector<uint64_t> s;
+    const kvd::fb::Envelope* env = DecodeOne(out, &s);
+    cr_assert_eq(env->request_id(), c.id);
+    cr_assert_eq(env->message_type(), Message::Reply);
+    auto m = env->message_as_Reply();
+    cr_assert_eq(m->status(), c.status);
+    cr_assert_eq(m->found(), c.found);
+    cr_assert(AsText(m->message()).empty());
+    cr_assert(AsBytes(m->value()).empty());
+    cr_assert(SameClock(AsClock(m->version()), c.version), "id %llu",
+              static_cast<unsigned long long>(c.id));
+    if (c.version.size() == std::size(kClock3)) {
+      auto error = CheckEnvelope(*env, ThreeNodes());
+      cr_assert(!error.has_value(), "check: %s", error ? error->message.c_str() : "");
+    }
+  }
+}
+
+// The patched frames land wherever `out` ends, aligned or not, and still
+// decode there; a reply with a value between them is built as before.
+Test(roundtrip, bare_replies_back_to_back) {
+  Encoder encoder;
+  std::string out = "x";  // Every frame after it starts at an odd offset.
+  std::vector<size_t> sizes;
+  for (uint64_t id = 1; id <= 5; ++id) {
+    const bool with_value = id == 3;
+    sizes.push_back(encoder.Encode(id,
+                                   ReplyFields{.found = with_value,
+                                               .value = with_value ? "v" : std::string_view(),
+                                               .version = kClock3},
+                                   &out));
+  }
+  size_t at = 1;
+  for (uint64_t id = 1; id <= 5; ++id) {
+    std::vector<uint64_t> s;
+    auto env = RoundTrip(out.substr(at, sizes[id - 1]), Message::Reply, &s, id);
+    cr_assert_eq(AsBytes(env->message_as_Reply()->value()), id == 3 ? "v" : "");
+    at += sizes[id - 1];
+  }
+  cr_assert_eq(at, out.size());
 }
 
 Test(roundtrip, hello) {
@@ -291,6 +358,7 @@ Test(encoder, steady_state_allocates_nothing) {
   auto encode_all = [&](uint64_t id) {
     encoder.Encode(id, PutRequestFields{.key = "k", .value = value, .context = kClock3}, &out);
     encoder.Encode(id, ReplyFields{.status = Status::OK, .value = value, .version = kClock3}, &out);
+    encoder.Encode(id, ReplyFields{.status = Status::OK, .version = kClock3}, &out);
     encoder.Encode(id, WriteBatchFields{.writes = writes}, &out);
   };
   encode_all(0);  // Warm up: the builder and its scratch vectors grow once.
