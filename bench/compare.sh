@@ -63,10 +63,15 @@ log() { echo "compare.sh: $*" >&2; }
 source "$(dirname "$0")/lib.sh"
 # Stops the servers started since the last call (one case's servers).
 group=()
+# The running servers' PIDs by kind (kvd, redis, ceiling), comma-separated:
+# kvbench reports how busy each one's event loop was (--server-pids).
+declare -A server_pids=()
+add_server_pid() { server_pids[$1]+="${server_pids[$1]:+,}$2"; }
 stop_group() {
   for pid in "${group[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${group[@]}"; do wait "$pid" 2>/dev/null || true; done
   group=()
+  server_pids=()
 }
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
@@ -86,6 +91,7 @@ start_kvd() {
     last_pid=$!
     pids+=("$last_pid")
     group+=("$last_pid")
+    add_server_pid kvd "$last_pid"
     wait_port "${ports[i - 1]}" "$last_pid" "kvd $name.$i"
   done
 }
@@ -100,6 +106,7 @@ start_redis() {
   last_pid=$!
   pids+=("$last_pid")
   group+=("$last_pid")
+  add_server_pid redis "$last_pid"
   wait_port "$port" "$last_pid" "redis-server $name"
 }
 # start_redis_trio NAME: a primary and two replicas, no persistence, replicas
@@ -133,7 +140,8 @@ bench() {
   shift 5
   for run in $(seq "$runs"); do
     out=$("$kvbench" --protocol "$protocol" --nodes "$nodes" "${common[@]}" \
-      --duration "$duration" --warmup "$warmup" --seed "$run" "$@") || true
+      --duration "$duration" --warmup "$warmup" --seed "$run" \
+      --server-pids "${server_pids[$server]:-}" "$@") || true
     [ -n "$out" ] || out='{"throughput_rps": 0, "errors": -1}'
     echo "{\"case\": \"$case\", \"label\": \"$label\", \"server\": \"$server\", \"run\": $run, \"result\": $out}" >>"$results"
     log "$(printf 'case %s %-16s %-8s run %s: %s req/s' "$case" "$label" "$server" "$run" \
@@ -164,6 +172,7 @@ if want 1 || want 4; then
   "$uv_ceiling" --port 0 --port-file "$tmp/ceiling.port" 2>"$tmp/ceiling.log" &
   pids+=($!)
   group+=($!)
+  add_server_pid ceiling $!
   for _ in $(seq 200); do [ -s "$tmp/ceiling.port" ] && break; sleep 0.05; done
   ceiling_port=$(cat "$tmp/ceiling.port")
 

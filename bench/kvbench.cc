@@ -25,6 +25,11 @@
 // so a run can hold a server at a chosen fraction of its maximum. Latency is
 // still measured from when a request is sent, not from when it was due.
 //
+// Loop busy (--server-pids P1,P2,...): the share of the measurement each
+// server's main thread (its event loop) and kvbench's own loop spent on a
+// CPU, from /proc and getrusage, so a table can say which side was the
+// bottleneck (bench/cpu_usage.h).
+//
 // Protocols:
 //   kv       kvd frames (schema/PROTOCOL.md): PutRequest/GetRequest, replies
 //            decoded by kvwire's FrameDecoder, checked by CheckEnvelope, and
@@ -41,9 +46,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -51,6 +58,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench/cpu_usage.h"
 #include "bench/histogram.h"
 #include "schema/check.h"
 #include "schema/encoder.h"
@@ -77,8 +85,9 @@ struct Options {
   bool json = false;
   bool quiet = false;
   uint64_t seed = 1;
-  uint64_t lag_sample = 0;  // 0: no lag probes.
-  double rate = 0.0;        // Requests/s over all load connections; 0: closed loop.
+  uint64_t lag_sample = 0;       // 0: no lag probes.
+  double rate = 0.0;             // Requests/s over all load connections; 0: closed loop.
+  std::vector<int> server_pids;  // Whose main thread's CPU use to report.
 };
 
 enum class Phase { kConnecting, kPreload, kWarmup, kMeasure, kDone };
@@ -333,6 +342,15 @@ class Bench {
   uint64_t preload_start_ns_ = 0;
   double preload_s_ = 0.0;
   bool failed_ = false;
+  // CPU seconds at the start of the measurement, then the share of it each
+  // loop was busy (cpu_usage.h): kvbench's own, and each --server-pids
+  // process's main thread (negative: could not be read).
+  void StartCpuWindow();
+  void EndCpuWindow(uint64_t window_ns);
+  double client_cpu_s_ = 0.0;
+  std::vector<double> server_cpu_s_;
+  double client_busy_ = -1.0;
+  std::vector<double> server_busy_;
 };
 
 // ------------------------------------------------------------ Connection --
@@ -791,6 +809,7 @@ void Bench::EnterPhase(Phase phase) {
     }
     uv_timer_start(&phase_timer_, OnPhaseEnd, static_cast<uint64_t>(options_.warmup_s * 1000), 0);
   } else if (phase == Phase::kMeasure) {
+    StartCpuWindow();
     uv_timer_start(&phase_timer_, OnPhaseEnd, static_cast<uint64_t>(options_.duration_s * 1000), 0);
   }
   StartLoad();
@@ -822,8 +841,29 @@ void Bench::HandlePhaseEnd() {
     EnterPhase(Phase::kMeasure);
   } else if (phase_ == Phase::kMeasure) {
     measure_ns_ = uv_hrtime() - phase_start_ns_;
+    EndCpuWindow(measure_ns_);
     phase_ = Phase::kDone;
     Finish();
+  }
+}
+
+void Bench::StartCpuWindow() {
+  client_cpu_s_ = OwnThreadCpuSeconds();
+  server_cpu_s_.clear();
+  for (int pid : options_.server_pids) {
+    server_cpu_s_.push_back(MainThreadCpuSeconds(pid).value_or(-1.0));
+  }
+}
+
+void Bench::EndCpuWindow(uint64_t window_ns) {
+  const double window_s = static_cast<double>(window_ns) / 1e9;
+  if (window_s <= 0.0) return;
+  client_busy_ = (OwnThreadCpuSeconds() - client_cpu_s_) / window_s;
+  server_busy_.clear();
+  for (size_t i = 0; i < server_cpu_s_.size(); ++i) {
+    std::optional<double> now = MainThreadCpuSeconds(options_.server_pids[i]);
+    server_busy_.push_back(now && server_cpu_s_[i] >= 0.0 ? (*now - server_cpu_s_[i]) / window_s
+                                                          : -1.0);
   }
 }
 
@@ -851,6 +891,7 @@ void Bench::HandleTick() {
 void Bench::Finish() {
   if (phase_ != Phase::kDone) {
     measure_ns_ = uv_hrtime() - phase_start_ns_;
+    if (phase_ == Phase::kMeasure) EndCpuWindow(measure_ns_);
     phase_ = Phase::kDone;
   }
   uv_timer_stop(&tick_);
@@ -971,6 +1012,12 @@ void Bench::Report() const {
     }
     std::string nodes;
     for (const std::string& n : options_.nodes) nodes += (nodes.empty() ? "\"" : ",\"") + n + "\"";
+    std::string servers_busy;
+    for (double busy : server_busy_) {
+      char item[32];
+      std::snprintf(item, sizeof(item), "%s%.3f", servers_busy.empty() ? "" : ", ", busy);
+      servers_busy += item;
+    }
     std::printf(
         "{\"protocol\": \"%s\", \"nodes\": [%s], \"connections\": %d, \"pipeline\": %d, "
         "\"keys\": %" PRIu64
@@ -979,12 +1026,14 @@ void Bench::Report() const {
         ", \"puts\": %" PRIu64 ", \"not_found\": %" PRIu64 ", \"errors\": %" PRIu64
         ", \"throughput_rps\": %.1f, \"latency_us\": {\"mean\": %.1f, \"p50\": %.1f, \"p90\": "
         "%.1f, \"p99\": %.1f, \"p999\": %.1f, \"max\": %.1f}, \"rate_limit\": %g, "
-        "\"replication_lag\": %s, \"histogram_us\": [%s]}\n",
+        "\"replication_lag\": %s, \"loop_busy\": {\"kvbench\": %.3f, \"servers\": [%s]}, "
+        "\"histogram_us\": [%s]}\n",
         protocol, nodes.c_str(), options_.connections, options_.pipeline, options_.keys,
         options_.zipf, options_.value_size, options_.read_ratio, preload_s_, seconds,
         stats_.completed, stats_.gets, stats_.puts, stats_.not_found, stats_.errors, rps,
         h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
-        static_cast<double>(h.max_ns()) / 1e3, options_.rate, lag.c_str(), hist.c_str());
+        static_cast<double>(h.max_ns()) / 1e3, options_.rate, lag.c_str(), client_busy_,
+        servers_busy.c_str(), hist.c_str());
     return;
   }
   std::printf("protocol %s, %d connections x pipeline %d, %" PRIu64
@@ -998,6 +1047,15 @@ void Bench::Report() const {
   std::printf("latency us: mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
               h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
               static_cast<double>(h.max_ns()) / 1e3);
+  std::printf("loop busy: kvbench %.0f %%", client_busy_ * 100);
+  for (size_t i = 0; i < server_busy_.size(); ++i) {
+    if (server_busy_[i] < 0.0) {
+      std::printf(", pid %d unreadable", options_.server_pids[i]);
+    } else {
+      std::printf(", pid %d %.0f %%", options_.server_pids[i], server_busy_[i] * 100);
+    }
+  }
+  std::printf("\n");
   if (lag_on) {
     std::printf("replication lag ms (1 in %" PRIu64 " PUTs, %" PRIu64
                 " samples, %zu unfinished, %" PRIu64
@@ -1012,6 +1070,7 @@ int Main(int argc, char** argv) {
   std::string nodes = "127.0.0.1:7001";
   std::string protocol = "kv";
   std::string lag_nodes;
+  std::string server_pids;
   CLI::App app{"kvbench: closed-loop load generator for kvd, Redis (RESP) and uv_ceiling"};
   app.add_option("--connections,-c", opt.connections, "Connections")->check(CLI::Range(1, 10000));
   app.add_option("--pipeline,-p", opt.pipeline, "Requests in flight per connection")
@@ -1033,6 +1092,9 @@ int Main(int argc, char** argv) {
                  "Nodes the lag probes watch (default: --nodes), e.g. a primary and its replicas");
   app.add_option("--rate", opt.rate, "Total requests/s over all connections (0: unlimited)")
       ->check(CLI::Range(0.0, 1e9));
+  app.add_option("--server-pids", server_pids,
+                 "Comma-separated PIDs: report how busy each one's main thread (its event loop) "
+                 "was during the measurement");
   app.add_flag("--json", opt.json, "Print the result as one JSON object");
   app.add_flag("--quiet,-q", opt.quiet, "No progress lines on stderr");
   try {
@@ -1051,6 +1113,17 @@ int Main(int argc, char** argv) {
   std::stringstream ls(lag_nodes);
   for (std::string item; std::getline(ls, item, ',');) {
     if (!item.empty()) opt.lag_nodes.push_back(item);
+  }
+  std::stringstream ps(server_pids);
+  for (std::string item; std::getline(ps, item, ',');) {
+    if (item.empty()) continue;
+    char* end = nullptr;
+    const long pid = std::strtol(item.c_str(), &end, 10);
+    if (*end != '\0' || pid <= 0 || pid > 4194304) {
+      std::fprintf(stderr, "kvbench: --server-pids: '%s' is not a process id\n", item.c_str());
+      return 2;
+    }
+    opt.server_pids.push_back(static_cast<int>(pid));
   }
   if (opt.nodes.empty()) {
     std::fprintf(stderr, "kvbench: --nodes is empty\n");

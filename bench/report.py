@@ -43,6 +43,13 @@ def summary(results):
         s["lag_ms"]["samples"] = sum(l["samples"] for l in lags)
         s["lag_ms"]["unfinished"] = sum(l["unfinished"] for l in lags)
         s["lag_histogram_us"] = sorted(lag_hist.items())
+    # How busy each event loop was (kvbench --server-pids): kvbench's own,
+    # and each server process's main thread, medians over the runs.
+    busy = [x["loop_busy"] for x in results if x.get("loop_busy")]
+    if busy and len({len(b["servers"]) for b in busy}) == 1:
+        s["loop_busy"] = {"kvbench": statistics.median(b["kvbench"] for b in busy),
+                          "servers": [statistics.median(b["servers"][i] for b in busy)
+                                      for i in range(len(busy[0]["servers"]))]}
     # Histogram of all runs together, for the CDF plots.
     hist = {}
     for x in results:
@@ -51,6 +58,34 @@ def summary(results):
     s["histogram_us"] = sorted(hist.items())
     s["runs"] = [{k: v for k, v in x.items() if k != "histogram_us"} for x in results]
     return s
+
+
+def bound_by(busy):
+    """Which loop limited a run, from its loop_busy summary."""
+    servers = [b for b in busy["servers"] if b >= 0]
+    if servers and max(servers) >= 0.9:
+        return "server"
+    if busy["kvbench"] >= 0.9:
+        return "kvbench"
+    return "neither"
+
+
+def print_busy(by_label):
+    """One table per case: how busy each loop was, and so what a figure measured.
+
+    by_label: label -> server -> summary. On a 2-core machine the servers
+    and kvbench share the cores: a throughput is the server's own only when
+    its loop was busy all the run (bench/README.md, "Loop busy").
+    """
+    rows = [(label, srv, sm["loop_busy"]) for label, by_server in by_label.items()
+            for srv, sm in by_server.items() if isinstance(sm, dict) and sm.get("loop_busy")]
+    if not rows:
+        return
+    print("\nLoop busy (share of one core over the measurement, median of the runs):\n")
+    print("| workload | server | server loop(s) | kvbench loop | bound by |\n|---|---|---|---|---|")
+    for label, srv, busy in rows:
+        loops = ", ".join(f"{b:.0%}" if b >= 0 else "?" for b in busy["servers"]) or "-"
+        print(f"| {label} | {srv} | {loops} | {busy['kvbench']:.0%} | {bound_by(busy)} |")
 
 
 def main():
@@ -114,6 +149,7 @@ def main():
                         cells += ["-"] * 5
                     cells += [f"{sm['median_p99_us']:.0f}"]
                     print("| " + " | ".join(cells) + " |")
+            print_busy(out)
         else:
             servers = [s for s in SERVERS if any(s in v for v in labels.values())]
             hdr = ["workload"] + [f"{s} req/s" for s in servers] + ["kvd/redis"]
@@ -141,6 +177,7 @@ def main():
                 errs = sum(c[s]["errors"] for s in servers if s in c)
                 print("| " + " | ".join(cells) + " |" + (f"  ERRORS: {errs}" if errs else ""))
                 out[label] = c
+            print_busy(out)
         doc["cases"][case] = out
     if "4" in notes:
         n = notes["4"]
