@@ -351,6 +351,14 @@ class Bench {
   std::vector<double> server_cpu_s_;
   double client_busy_ = -1.0;
   std::vector<double> server_busy_;
+  // With --rate: how late each run of the 1 ms pace timer came, over the
+  // measurement (the gap since the last run, less 1 ms). It is how long
+  // kvbench's own loop could not get to its timers, busy or descheduled by
+  // the host, and so a floor under the lag it can measure: a probe reply
+  // that arrives during such a gap is seen only after it.
+  static constexpr uint64_t kPaceNs = 1000000;
+  LatencyHistogram pace_late_;
+  uint64_t last_pace_ns_ = 0;
 };
 
 // ------------------------------------------------------------ Connection --
@@ -709,6 +717,12 @@ void Bench::OnTick(uv_timer_t* handle) { static_cast<Bench*>(handle->data)->Hand
 void Bench::OnPhaseEnd(uv_timer_t* handle) { static_cast<Bench*>(handle->data)->HandlePhaseEnd(); }
 void Bench::OnPace(uv_timer_t* handle) {
   auto* self = static_cast<Bench*>(handle->data);
+  const uint64_t now_ns = uv_hrtime();
+  if (self->phase_ == Phase::kMeasure && self->last_pace_ns_ != 0) {
+    const uint64_t gap_ns = now_ns - self->last_pace_ns_;
+    self->pace_late_.Record(gap_ns > kPaceNs ? gap_ns - kPaceNs : 0);
+  }
+  self->last_pace_ns_ = now_ns;
   if (self->phase_ == Phase::kWarmup || self->phase_ == Phase::kMeasure) self->StartLoad();
 }
 
@@ -810,6 +824,7 @@ void Bench::EnterPhase(Phase phase) {
     uv_timer_start(&phase_timer_, OnPhaseEnd, static_cast<uint64_t>(options_.warmup_s * 1000), 0);
   } else if (phase == Phase::kMeasure) {
     StartCpuWindow();
+    last_pace_ns_ = 0;
     uv_timer_start(&phase_timer_, OnPhaseEnd, static_cast<uint64_t>(options_.duration_s * 1000), 0);
   }
   StartLoad();
@@ -1012,6 +1027,17 @@ void Bench::Report() const {
     }
     std::string nodes;
     for (const std::string& n : options_.nodes) nodes += (nodes.empty() ? "\"" : ",\"") + n + "\"";
+    std::string pace = "null";
+    if (pace_late_.total() > 0) {
+      char item[160];
+      auto ms = [&](double q) { return static_cast<double>(pace_late_.ValueAt(q)) / 1e6; };
+      std::snprintf(item, sizeof(item),
+                    "{\"ticks\": %" PRIu64
+                    ", \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"p999_ms\": %.3f, \"max_ms\": %.3f}",
+                    pace_late_.total(), ms(0.5), ms(0.99), ms(0.999),
+                    static_cast<double>(pace_late_.max_ns()) / 1e6);
+      pace = item;
+    }
     std::string servers_busy;
     for (double busy : server_busy_) {
       char item[32];
@@ -1026,14 +1052,15 @@ void Bench::Report() const {
         ", \"puts\": %" PRIu64 ", \"not_found\": %" PRIu64 ", \"errors\": %" PRIu64
         ", \"throughput_rps\": %.1f, \"latency_us\": {\"mean\": %.1f, \"p50\": %.1f, \"p90\": "
         "%.1f, \"p99\": %.1f, \"p999\": %.1f, \"max\": %.1f}, \"rate_limit\": %g, "
-        "\"replication_lag\": %s, \"loop_busy\": {\"kvbench\": %.3f, \"servers\": [%s]}, "
+        "\"replication_lag\": %s, \"pace_late\": %s, "
+        "\"loop_busy\": {\"kvbench\": %.3f, \"servers\": [%s]}, "
         "\"histogram_us\": [%s]}\n",
         protocol, nodes.c_str(), options_.connections, options_.pipeline, options_.keys,
         options_.zipf, options_.value_size, options_.read_ratio, preload_s_, seconds,
         stats_.completed, stats_.gets, stats_.puts, stats_.not_found, stats_.errors, rps,
         h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
-        static_cast<double>(h.max_ns()) / 1e3, options_.rate, lag.c_str(), client_busy_,
-        servers_busy.c_str(), hist.c_str());
+        static_cast<double>(h.max_ns()) / 1e3, options_.rate, lag.c_str(), pace.c_str(),
+        client_busy_, servers_busy.c_str(), hist.c_str());
     return;
   }
   std::printf("protocol %s, %d connections x pipeline %d, %" PRIu64
@@ -1047,6 +1074,14 @@ void Bench::Report() const {
   std::printf("latency us: mean %.1f  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
               h.mean_ns() / 1e3, us(0.5), us(0.9), us(0.99), us(0.999),
               static_cast<double>(h.max_ns()) / 1e3);
+  if (pace_late_.total() > 0) {
+    std::printf("pace timer late ms (%" PRIu64
+                " ticks): p50 %.3f  p99 %.3f  p99.9 %.3f  max %.3f\n",
+                pace_late_.total(), static_cast<double>(pace_late_.ValueAt(0.5)) / 1e6,
+                static_cast<double>(pace_late_.ValueAt(0.99)) / 1e6,
+                static_cast<double>(pace_late_.ValueAt(0.999)) / 1e6,
+                static_cast<double>(pace_late_.max_ns()) / 1e6);
+  }
   std::printf("loop busy: kvbench %.0f %%", client_busy_ * 100);
   for (size_t i = 0; i < server_busy_.size(); ++i) {
     if (server_busy_[i] < 0.0) {

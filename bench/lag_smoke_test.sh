@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CTest "bench_lag_smoke": kvbench's replication-lag probes against a real
 # three-node kvd cluster, writes at one node (compare.sh's case 5 "@1"):
-# samples must complete on the two other nodes, with no errors. The nodes
+# samples must complete on the two other nodes, with no errors, and the
+# pace timer's lateness must be reported. The nodes
 # close a connection that sends nothing within --handshake-timeout-ms, so
 # a probe connection that is never asked anything (as the one to the node
 # written to once was) shows up as an error.
@@ -34,7 +35,10 @@ out=$("$kvbench" --protocol kv --nodes "127.0.0.1:${ports[0]}" --lag-nodes "$nod
   --duration 2 --warmup 0.1 --json --quiet) || true  # Exit 1 on errors: checked below.
 errors=$(sed -n 's/.*"errors": \([0-9]*\), "throughput_rps".*/\1/p' <<<"$out")
 samples=$(sed -n 's/.*"replication_lag": {[^}]*"samples": \([0-9]*\).*/\1/p' <<<"$out")
-echo "errors=$errors lag samples=$samples"
+# The paced run also reports its pace timer's lateness, one tick a ms.
+ticks=$(sed -n 's/.*"pace_late": {"ticks": \([0-9]*\).*/\1/p' <<<"$out")
+echo "errors=$errors lag samples=$samples pace ticks=$ticks"
 [ "$errors" = 0 ] || { echo "FAIL: errors '$errors'"; echo "$out" | head -c 600; exit 1; }
 [ -n "$samples" ] && [ "$samples" -gt 100 ] || { echo "FAIL: lag samples '$samples'"; exit 1; }
+[ -n "$ticks" ] && [ "$ticks" -gt 1000 ] || { echo "FAIL: pace ticks '$ticks'"; exit 1; }
 echo "PASS"

@@ -43,6 +43,12 @@ def summary(results):
         s["lag_ms"]["samples"] = sum(l["samples"] for l in lags)
         s["lag_ms"]["unfinished"] = sum(l["unfinished"] for l in lags)
         s["lag_histogram_us"] = sorted(lag_hist.items())
+    # Paced runs: how late kvbench's 1 ms pace timer ran (its own loop's
+    # stalls, a floor under the lag it can see), medians over the runs.
+    late = [x["pace_late"] for x in results if x.get("pace_late")]
+    if late:
+        s["pace_late_ms"] = {k: statistics.median(l[k] for l in late)
+                             for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
     # How busy each event loop was (kvbench --server-pids): kvbench's own,
     # and each server process's main thread, medians over the runs.
     busy = [x["loop_busy"] for x in results if x.get("loop_busy")]
@@ -60,13 +66,22 @@ def summary(results):
     return s
 
 
+def loops_cores(busy):
+    """Cores the loops used together: every server loop and kvbench's."""
+    return sum(b for b in busy["servers"] if b >= 0) + busy["kvbench"]
+
+
 def bound_by(busy):
-    """Which loop limited a run, from its loop_busy summary."""
+    """Which loop limited a run, from its loop_busy summary: one loop at 90 %
+    of a core, or else the loops together at 70 % of the machine's cores
+    (the rest goes to the kernel's network work and other threads)."""
     servers = [b for b in busy["servers"] if b >= 0]
     if servers and max(servers) >= 0.9:
         return "server"
     if busy["kvbench"] >= 0.9:
         return "kvbench"
+    if loops_cores(busy) >= 0.7 * (os.cpu_count() or 1):
+        return "shared cores"
     return "neither"
 
 
@@ -82,10 +97,12 @@ def print_busy(by_label):
     if not rows:
         return
     print("\nLoop busy (share of one core over the measurement, median of the runs):\n")
-    print("| workload | server | server loop(s) | kvbench loop | bound by |\n|---|---|---|---|---|")
+    print("| workload | server | server loop(s) | kvbench loop | all loops, cores | bound by |\n"
+          "|---|---|---|---|---|---|")
     for label, srv, busy in rows:
         loops = ", ".join(f"{b:.0%}" if b >= 0 else "?" for b in busy["servers"]) or "-"
-        print(f"| {label} | {srv} | {loops} | {busy['kvbench']:.0%} | {bound_by(busy)} |")
+        print(f"| {label} | {srv} | {loops} | {busy['kvbench']:.0%} | {loops_cores(busy):.2f} "
+              f"| {bound_by(busy)} |")
 
 
 def main():
@@ -134,7 +151,8 @@ def main():
         print(f"\n### Case {case}: {titles.get(case, '')}\n")
         if case == "5":
             hdr = ("server", "workload", "req/s", "rate limit", "lag p50 ms", "lag p90 ms",
-                   "lag p99 ms", "lag max ms", "samples (unfinished)", "p99 us")
+                   "lag p99 ms", "lag max ms", "samples (unfinished)", "p99 us",
+                   "kvbench late p99 / max ms")
             print("| " + " | ".join(hdr) + " |\n|" + "---|" * len(hdr))
             for label, by_server in labels.items():
                 out[label] = {s: summary(v) for s, v in by_server.items()}
@@ -148,6 +166,8 @@ def main():
                     else:
                         cells += ["-"] * 5
                     cells += [f"{sm['median_p99_us']:.0f}"]
+                    late = sm.get("pace_late_ms")
+                    cells += [f"{late['p99_ms']:.2f} / {late['max_ms']:.1f}" if late else "-"]
                     print("| " + " | ".join(cells) + " |")
             print_busy(out)
         else:
