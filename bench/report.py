@@ -258,13 +258,15 @@ def plot_cases(doc, out_dir, data_dir, made):
                 f.write(f"\"{label}\" " + " ".join(vals) + "\n")
         png = os.path.join(out_dir, f"case{case}_throughput.png")
         cols = ", ".join(f"'{dat}' using {i + 2}:xtic(1) title '{s}'" for i, s in enumerate(servers))
+        names = {"kvd": "kvd", "redis": "Redis", "ceiling": "ceiling"}
+        title = " vs ".join(names[s] for s in servers)
         gp(f"""set terminal pngcairo noenhanced size 900,500
 set output '{png}'
-set title 'case {case}: throughput (median req/s), kvd vs Redis vs ceiling'
+set title 'case {case}: throughput (median req/s), {title}'
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
-set key top left autotitle columnheader
+set key outside right top autotitle columnheader
 set ylabel 'requests/s'
 set yrange [0:*]
 set grid ytics
