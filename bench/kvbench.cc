@@ -355,7 +355,9 @@ class Bench {
   // measurement (the gap since the last run, less 1 ms). It is how long
   // kvbench's own loop could not get to its timers, busy or descheduled by
   // the host, and so a floor under the lag it can measure: a probe reply
-  // that arrives during such a gap is seen only after it.
+  // that arrives during such a gap is seen only after it. Resolution about
+  // 1 ms: libuv re-arms the timer from its loop time, whole milliseconds
+  // read once a turn, so a tick may come up to ~1 ms late with no stall.
   static constexpr uint64_t kPaceNs = 1000000;
   LatencyHistogram pace_late_;
   uint64_t last_pace_ns_ = 0;

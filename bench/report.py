@@ -51,11 +51,19 @@ def summary(results):
                              for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")}
     # How busy each event loop was (kvbench --server-pids): kvbench's own,
     # and each server process's main thread, medians over the runs.
-    busy = [x["loop_busy"] for x in results if x.get("loop_busy")]
-    if busy and len({len(b["servers"]) for b in busy}) == 1:
+    # Runs that never measured (kvbench -1) are left out, and so is a
+    # server that could not be read in a run (-1), rather than pulling
+    # the medians down; -1 stays only where no run could read it.
+    busy = [x["loop_busy"] for x in results
+            if x.get("loop_busy") and x["loop_busy"]["kvbench"] >= 0]
+    if busy:
+        n = max(len(b["servers"]) for b in busy)
+        servers = []
+        for i in range(n):
+            seen = [b["servers"][i] for b in busy if i < len(b["servers"]) and b["servers"][i] >= 0]
+            servers.append(statistics.median(seen) if seen else -1.0)
         s["loop_busy"] = {"kvbench": statistics.median(b["kvbench"] for b in busy),
-                          "servers": [statistics.median(b["servers"][i] for b in busy)
-                                      for i in range(len(busy[0]["servers"]))]}
+                          "servers": servers}
     # Histogram of all runs together, for the CDF plots.
     hist = {}
     for x in results:

@@ -181,12 +181,17 @@ size_t Encoder::PatchBareReply(uint64_t request_id, const ReplyFields& m, std::s
   if (bare_replies_.size() <= m.version.size()) bare_replies_.resize(m.version.size() + 1);
   std::string& frame = bare_replies_[m.version.size()];
   if (frame.empty()) {
-    fbb_.ForceDefaults(true);
+    // A builder of its own, so fbb_'s settings are never touched.
+    flatbuffers::FlatBufferBuilder fbb(256);
+    fbb.ForceDefaults(true);
     const std::vector<uint64_t> zeros(m.version.size());
-    auto version = Clock(zeros);
-    FinishEnvelope(0, fb::Message::Reply,
-                   fb::CreateReply(fbb_, fb::Status::OK, 0, false, 0, version).Union(), &frame);
-    fbb_.ForceDefaults(false);
+    flatbuffers::Offset<flatbuffers::Vector<uint64_t>> version;  // None for an empty clock.
+    if (!zeros.empty()) version = fbb.CreateVector(zeros.data(), zeros.size());
+    fb::FinishSizePrefixedEnvelopeBuffer(
+        fbb,
+        fb::CreateEnvelope(fbb, 0, fb::Message::Reply,
+                           fb::CreateReply(fbb, fb::Status::OK, 0, false, 0, version).Union()));
+    frame.assign(reinterpret_cast<const char*>(fbb.GetBufferPointer()), fbb.GetSize());
   }
   auto* envelope = flatbuffers::GetMutableSizePrefixedRoot<fb::Envelope>(frame.data());
   auto* reply = static_cast<fb::Reply*>(envelope->mutable_message());

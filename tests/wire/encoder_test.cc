@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "schema/limits.h"
 #include "wire_test_util.h"
 
 using namespace kvd::wire;
@@ -126,28 +127,62 @@ Test(roundtrip, bare_replies_from_one_encoder) {
   }
 }
 
-// The patched frames land wherever `out` ends, aligned or not, and still
-// decode there; a reply with a value between them is built as before.
+// A second encoder's frames follow odd-length bytes already in `out`,
+// one with a value among them (built, not patched): each must be exactly
+// the frame a fresh encoder gives for the same fields, so nothing of one
+// patch leaks into the next, and each still decodes.
 Test(roundtrip, bare_replies_back_to_back) {
   Encoder encoder;
-  std::string out = "x";  // Every frame after it starts at an odd offset.
+  std::string out = "x";
   std::vector<size_t> sizes;
-  for (uint64_t id = 1; id <= 5; ++id) {
+  auto fields = [](uint64_t id) {
     const bool with_value = id == 3;
-    sizes.push_back(encoder.Encode(id,
-                                   ReplyFields{.found = with_value,
-                                               .value = with_value ? "v" : std::string_view(),
-                                               .version = kClock3},
-                                   &out));
-  }
+    return ReplyFields{.status = id == 4 ? Status::NOT_FOUND : Status::OK,
+                       .found = with_value,
+                       .value = with_value ? "v" : std::string_view(),
+                       .version = kClock3};
+  };
+  for (uint64_t id = 1; id <= 5; ++id) sizes.push_back(encoder.Encode(id, fields(id), &out));
   size_t at = 1;
   for (uint64_t id = 1; id <= 5; ++id) {
+    const std::string frame = out.substr(at, sizes[id - 1]);
+    cr_assert(frame == EncodeOne(fields(id), id), "frame %llu differs from a fresh encoder's",
+              static_cast<unsigned long long>(id));
     std::vector<uint64_t> s;
-    auto env = RoundTrip(out.substr(at, sizes[id - 1]), Message::Reply, &s, id);
+    auto env = RoundTrip(frame, Message::Reply, &s, id);
     cr_assert_eq(AsBytes(env->message_as_Reply()->value()), id == 3 ? "v" : "");
     at += sizes[id - 1];
   }
   cr_assert_eq(at, out.size());
+}
+
+// The bare path is the one taken: its frames carry every scalar, even at
+// its default, so they are the same size whatever the id, status and
+// `found` (a built frame leaves out a request id of 0 and a false `found`).
+Test(encoder, bare_replies_have_one_size_per_clock_length) {
+  Encoder encoder;
+  std::string a, b;
+  encoder.Encode(0, ReplyFields{.version = kClock3}, &a);
+  encoder.Encode(~0ULL, ReplyFields{.status = Status::TIMEOUT, .found = true, .version = kClock3},
+                 &b);
+  cr_assert_eq(a.size(), b.size(), "%zu against %zu bytes", a.size(), b.size());
+}
+
+// Clocks as long as a cluster may be (kNodesMax entries) are patched, and
+// a longer one is built; both arrive whole.
+Test(roundtrip, bare_replies_at_the_clock_limit) {
+  Encoder encoder;
+  for (size_t n : {kNodesMax, kNodesMax + 1}) {
+    std::vector<uint64_t> clock(n);
+    for (size_t i = 0; i < n; ++i) clock[i] = 1000 + i;
+    std::string out;
+    encoder.Encode(11, ReplyFields{.found = true, .version = clock}, &out);
+    std::vector<uint64_t> s;
+    const kvd::fb::Envelope* env = DecodeOne(out, &s);
+    cr_assert_eq(env->request_id(), 11u);
+    cr_assert(env->message_as_Reply()->found());
+    cr_assert(SameClock(AsClock(env->message_as_Reply()->version()), clock), "%zu entries", n);
+  }
 }
 
 Test(roundtrip, hello) {
