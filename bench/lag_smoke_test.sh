@@ -2,10 +2,10 @@
 # CTest "bench_lag_smoke": kvbench's replication-lag probes against a real
 # three-node kvd cluster, writes at one node (compare.sh's case 5 "@1"):
 # samples must complete on the two other nodes, with no errors, and the
-# pace timer's lateness must be reported. The nodes
-# close a connection that sends nothing within --handshake-timeout-ms, so
-# a probe connection that is never asked anything (as the one to the node
-# written to once was) shows up as an error.
+# pace timer's lateness must be reported. The nodes close a connection
+# that sends nothing within --handshake-timeout-ms, so a probe connection
+# that is never asked anything (as the one to the node written to once
+# was) shows up as an error.
 set -euo pipefail
 kvbench=$1
 kvd=$2
